@@ -1,0 +1,158 @@
+"""The `gitops` command line: thin wrappers that parse, call one core function, print.
+
+`validate` and `render` call `gitops.pipeline.run`, exactly what the server will
+call. Exit codes (DESIGN.md section 12): 0 clean; 1 invalid config (any error, or
+a resource INVALID/FAILED); 2 usage or internal error. Errors go to stderr as
+`Error: ...`; user mistakes never print a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from controller.sources import SourceError, open_source
+from controller.sources.snapshots import read_snapshot_dir
+from gitops import pipeline, rendering
+from gitops.translate import ClusterOutput
+from gitops.tree import Tree
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mesh-gitops"
+
+
+def _source_options(func: F) -> F:
+    func = click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Where remote repositories are cloned (default ~/.cache/mesh-gitops).",
+    )(func)
+    func = click.option(
+        "--ref", default=None, help="Branch, tag or commit to read (Git sources; default HEAD)."
+    )(func)
+    return click.argument("path")(func)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def _read(path: str, ref: str | None, cache_dir: Path | None) -> Tree:
+    try:
+        return open_source(path, ref, cache_dir or _default_cache())
+    except SourceError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
+def _snapshots(snapshot: Path | None) -> dict[str, Tree] | None:
+    if snapshot is None:
+        return None
+    try:
+        return read_snapshot_dir(snapshot)
+    except SourceError as exc:
+        _fail(str(exc))
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mesh-gitops")
+def main() -> None:
+    """mesh-gitops: GitOps for multicluster Istio meshes, from Gloo Platform config."""
+
+
+@main.command()
+@_source_options
+@click.option(
+    "--snapshot",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Discovery snapshots (DIR/<cluster>/**/*.yaml); with it, translation is checked too.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def validate(
+    path: str, ref: str | None, cache_dir: Path | None, snapshot: Path | None, fmt: str
+) -> None:
+    """Check a config repository; print diagnostics and per-resource reports."""
+    outcome = pipeline.run(_read(path, ref, cache_dir), _snapshots(snapshot))
+    if fmt == "json":
+        click.echo(json.dumps(_json(outcome), indent=2, sort_keys=True))
+    else:
+        for d in outcome.diagnostics:
+            click.echo(d.format())
+        click.echo(_summary(outcome))
+    sys.exit(1 if outcome.failed else 0)
+
+
+@main.command()
+@_source_options
+@click.option(
+    "--snapshot",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Discovery snapshots: DIR/<cluster>/**/*.yaml.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write <cluster>.yaml files into.",
+)
+def render(
+    path: str, ref: str | None, cache_dir: Path | None, snapshot: Path, output: Path
+) -> None:
+    """Translate a config repository into OUT/<cluster>.yaml, one file per cluster."""
+    tree = _read(path, ref, cache_dir)
+    snapshots = _snapshots(snapshot)
+    output.mkdir(parents=True, exist_ok=True)
+
+    def write(cluster_output: ClusterOutput) -> None:
+        target = output / f"{cluster_output.cluster}.yaml"
+        with target.open("w", encoding="utf-8") as fh:
+            rendering.write_all(cluster_output.objects, fh.write)
+
+    outcome = pipeline.run(tree, snapshots, sink=write)
+    for d in outcome.diagnostics:
+        click.echo(d.format(), err=True)
+    for summary in outcome.clusters:
+        click.echo(summary.line())
+    click.echo(_summary(outcome))
+    sys.exit(1 if outcome.failed else 0)
+
+
+def _summary(outcome: pipeline.Outcome) -> str:
+    from gitops import reports
+
+    return (
+        f"{len(outcome.reports)} resources: {reports.summary(outcome.reports)}; "
+        f"{outcome.errors} errors, {outcome.warnings} warnings"
+    )
+
+
+def _json(outcome: pipeline.Outcome) -> dict[str, Any]:
+    return {
+        "revision": outcome.bundle.revision,
+        "diagnostics": [d.to_json() for d in outcome.diagnostics],
+        "reports": [r.to_json() for r in outcome.reports],
+        "clusters": [
+            {"cluster": c.cluster, "objects": c.objects, "kinds": dict(c.kinds)}
+            for c in outcome.clusters
+        ],
+        "failed": outcome.failed,
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

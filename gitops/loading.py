@@ -1,0 +1,355 @@
+"""Stage 1: `load(tree) -> Bundle` — read a config repository into typed, validated objects.
+
+Called by the CLI (`gitops validate`, `gitops render`), and later by the server's
+reconcile loop and the preview engine, always with a `Tree` built by
+`controller/sources`. Pure: bytes in, values out.
+
+Order of work: `gitops.yaml` (narrowing) -> `layout.split` (links, safety, size)
+-> Helm values -> every YAML document: identify (apiVersion/kind/name), route by
+group (Gloo kinds are validated, other Gloo kinds are `UnsupportedKind`, anything
+else is `UnknownKind`), validate metadata and spec, refuse duplicates. Each
+problem is a `Diagnostic` naming file, line, object and field; a bad object never
+stops the others from loading.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pydantic
+
+from gitops import layout, models, names, parsing
+from gitops.bundle import (
+    CLUSTER_ANNOTATION,
+    Bundle,
+    ConfigObject,
+    HelmValues,
+    format_field_path,
+    parse_timestamp,
+)
+from gitops.diagnostics import Diagnostic, Source
+from gitops.ids import ObjectRef
+from gitops.models.base import ObjectMeta
+from gitops.reasons import Reason
+from gitops.tree import Tree
+
+DEFAULT_CONFIG_CLUSTER = "mgmt"
+#: Narrowing that matches no path (paths never contain NUL): used when gitops.yaml is broken,
+#: because guessing what it meant could apply config the user excluded.
+_NOTHING = ("\x00",)
+_TOP_LEVEL = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+#: pydantic error types that mean "well-typed but breaks a rule" rather than "wrong shape".
+_VALUE_ERRORS = frozenset(
+    {
+        "value_error",
+        "assertion_error",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "too_short",
+        "too_long",
+        "string_too_short",
+        "string_too_long",
+        "multiple_of",
+    }
+)
+
+
+class _Settings(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True)
+    paths: list[str] = []
+    exclude: list[str] = []
+
+
+def _settings(data: bytes | None) -> tuple[tuple[str, ...], tuple[str, ...], list[Diagnostic]]:
+    if data is None:
+        return (), (), []
+    parsed = parsing.parse(layout.SETTINGS_FILE, data)
+    if parsed.broken:
+        # An unreadable gitops.yaml must not widen what is read: read nothing but helm/.
+        return _NOTHING, (), [*parsed.diagnostics]
+    doc = parsed.documents[0].data if parsed.documents else {}
+    problems: list[Diagnostic] = []
+    try:
+        settings = _Settings.model_validate(doc if doc is not None else {})
+    except pydantic.ValidationError as exc:
+        for err in exc.errors():
+            where = format_field_path(tuple(err["loc"])) or "(document)"
+            problems.append(
+                Diagnostic(
+                    Reason.InvalidGitopsConfig,
+                    f"{where}: {_message(err)}",
+                    Source(layout.SETTINGS_FILE, parsing.locate(data, 0, list(err["loc"]))),
+                )
+            )
+        return _NOTHING, (), problems
+    for key, globs in (("paths", settings.paths), ("exclude", settings.exclude)):
+        for i, glob in enumerate(globs):
+            problem = layout.glob_problem(glob)
+            if problem:
+                line = parsing.locate(data, 0, [key, i])
+                problems.append(
+                    Diagnostic(
+                        Reason.InvalidGitopsConfig,
+                        f"{key}[{i}]: {problem}",
+                        Source(layout.SETTINGS_FILE, line),
+                    )
+                )
+    if problems:
+        return _NOTHING, (), problems
+    return tuple(settings.paths), tuple(settings.exclude), []
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _helm(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> tuple[HelmValues, str]:
+    mgmt: dict[str, Any] = {}
+    data_plane: dict[str, dict[str, Any]] = {}
+    for path, data in sorted(files.items()):
+        rel = path[len(layout.HELM_DIR) :]
+        if rel in ("mgmt-plane.yaml", "mgmt-plane.yml"):
+            target: str | None = ""
+        elif rel.startswith("data-plane/") and rel.count("/") == 1:
+            target = rel.split("/", 1)[1].rsplit(".", 1)[0]
+            problem = names.cluster_name_problem(target)
+            if problem:
+                diagnostics.append(Diagnostic(Reason.InvalidClusterName, problem, Source(path)))
+                continue
+        else:
+            diagnostics.append(
+                Diagnostic(
+                    Reason.UnknownHelmValuesFile,
+                    "expected helm/mgmt-plane.yaml or helm/data-plane/<cluster>.yaml",
+                    Source(path),
+                )
+            )
+            continue
+        parsed = parsing.parse(path, data)
+        diagnostics.extend(parsed.diagnostics)
+        for doc in parsed.documents:
+            diagnostics.extend(doc.problems)
+        if parsed.broken or not parsed.documents:
+            continue
+        values = parsed.documents[0].data
+        if not isinstance(values, dict):
+            diagnostics.append(
+                Diagnostic(Reason.InvalidHelmValues, "values must be a mapping", Source(path, 1))
+            )
+            continue
+        if target:
+            data_plane[target] = values
+        else:
+            mgmt = values
+    cluster = DEFAULT_CONFIG_CLUSTER
+    common = mgmt.get("common", {})
+    configured = common.get("cluster") if isinstance(common, dict) else None
+    if configured is not None:
+        source = Source(f"{layout.HELM_DIR}mgmt-plane.yaml")
+        if not isinstance(configured, str):
+            diagnostics.append(
+                Diagnostic(Reason.InvalidHelmValues, "common.cluster must be a string", source)
+            )
+        elif problem := names.cluster_name_problem(configured):
+            diagnostics.append(Diagnostic(Reason.InvalidClusterName, problem, source))
+        else:
+            cluster = configured
+    return HelmValues(mgmt, data_plane), cluster
+
+
+class _DocumentLoader:
+    """Turns the documents of config files into `ConfigObject`s and diagnostics."""
+
+    def __init__(self, config_cluster: str, files: dict[str, bytes]) -> None:
+        self.config_cluster = config_cluster
+        self.files = files
+        self.diagnostics: list[Diagnostic] = []
+        self.objects: list[ConfigObject[Any]] = []
+        self.invalid: set[ObjectRef] = set()
+        self.seen: dict[ObjectRef, list[Source]] = defaultdict(list)
+
+    def _report(
+        self, reason: Reason, message: str, source: Source, obj: ObjectRef | None, field: str = ""
+    ) -> None:
+        self.diagnostics.append(Diagnostic(reason, message, source, obj, field))
+        if obj is not None and reason.state.name in ("INVALID", "FAILED"):
+            self.invalid.add(obj)
+
+    def load_file(self, path: str, parsed: parsing.ParsedFile) -> None:
+        for doc in parsed.documents:
+            self.load_document(path, doc)
+
+    def load_document(self, path: str, doc: parsing.Document) -> None:
+        source = Source(path, doc.line)
+        data = doc.data
+        if not isinstance(data, dict):
+            self._report(
+                Reason.DocumentNotMapping,
+                f"document {doc.index + 1} is a {type(data).__name__}, not a mapping",
+                source,
+                None,
+            )
+            return
+        api_version, kind = data.get("apiVersion"), data.get("kind")
+        metadata = data.get("metadata")
+        meta = metadata if isinstance(metadata, dict) else {}
+        name, namespace = meta.get("name"), meta.get("namespace")
+        label = (
+            ObjectRef(kind, namespace if isinstance(namespace, str) else "", name)
+            if isinstance(kind, str) and kind and isinstance(name, str) and name
+            else None
+        )
+        if not isinstance(api_version, str) or not api_version:
+            self._report(Reason.MissingApiVersion, "apiVersion is missing", source, label)
+            return
+        if not isinstance(kind, str) or not kind:
+            self._report(Reason.MissingKind, "kind is missing", source, None)
+            return
+        if not isinstance(name, str) or not name:
+            self._report(Reason.MissingName, "metadata.name is missing", source, None)
+            return
+        assert label is not None
+        group, _, version = api_version.rpartition("/")
+        if not models.is_gloo_group(group):
+            self._report(
+                Reason.UnknownKind,
+                f"{api_version} {kind} is not a Gloo Platform kind; ignored",
+                source,
+                label,
+            )
+            return
+        model = models.spec_model(group, kind)
+        if model is None or version not in models.SUPPORTED_VERSIONS:
+            what = (
+                f"version {version} of {kind} is not supported (use "
+                f"{group}/{'/'.join(sorted(models.SUPPORTED_VERSIONS))})"
+                if model is not None
+                else f"{api_version} {kind} is not translated by this version; ignored"
+            )
+            self._report(Reason.UnsupportedKind, what, source, label)
+            return
+        self.seen[label].append(source)
+        if doc.problems:
+            for problem in doc.problems:
+                self._report(problem.reason, problem.message, problem.source or source, label)
+            return
+        self._validate(path, doc, data, group, version, label, model)
+
+    def _schema_errors(
+        self, path: str, doc: parsing.Document, label: ObjectRef, prefix: str, exc: Any
+    ) -> None:
+        for err in exc.errors():
+            loc = (prefix, *err["loc"])
+            field = format_field_path(loc)
+            line = parsing.locate(self.files[path], doc.index, list(loc)) or doc.line
+            reason = Reason.InvalidValue if err["type"] in _VALUE_ERRORS else Reason.SchemaViolation
+            self._report(reason, f"{field}: {_message(err)}", Source(path, line), label, field)
+
+    def _validate(
+        self,
+        path: str,
+        doc: parsing.Document,
+        data: dict[str, Any],
+        group: str,
+        version: str,
+        label: ObjectRef,
+        model: type[models.GlooModel],
+    ) -> None:
+        ok = True
+        for key in sorted(set(data) - _TOP_LEVEL, key=str):
+            line = parsing.locate(self.files[path], doc.index, [key]) or doc.line
+            self._report(
+                Reason.SchemaViolation, f"{key}: unknown field", Source(path, line), label, key
+            )
+            ok = False
+        try:
+            meta = ObjectMeta.model_validate(data.get("metadata"))
+        except pydantic.ValidationError as exc:
+            self._schema_errors(path, doc, label, "metadata", exc)
+            return
+        try:
+            # by_name=False: YAML must use the camelCase names (snake_case would be dropped
+            # by Kubernetes and silently mean the default).
+            spec = model.model_validate(data.get("spec") or {}, by_name=False)
+        except pydantic.ValidationError as exc:
+            self._schema_errors(path, doc, label, "spec", exc)
+            ok = False
+        source = Source(path, doc.line)
+        if meta.creationTimestamp is not None:
+            try:
+                parse_timestamp(meta.creationTimestamp)
+            except ValueError as exc:
+                field = "metadata.creationTimestamp"
+                line = parsing.locate(
+                    self.files[path], doc.index, ["metadata", "creationTimestamp"]
+                )
+                self._report(
+                    Reason.InvalidValue, f"{field}: {exc}", Source(path, line), label, field
+                )
+                ok = False
+        cluster = meta.annotations.get(CLUSTER_ANNOTATION, self.config_cluster)
+        if problem := names.cluster_name_problem(cluster):
+            field = f"metadata.annotations.{CLUSTER_ANNOTATION}"
+            self._report(Reason.InvalidClusterName, problem, source, label, field)
+            ok = False
+        if label.kind == "KubernetesCluster" and (
+            problem := names.cluster_name_problem(label.name)
+        ):
+            self._report(Reason.InvalidClusterName, problem, source, label, "metadata.name")
+            ok = False
+        if ok:
+            self.objects.append(
+                ConfigObject(label, group, version, meta, spec, source, doc.index, cluster)
+            )
+
+    def finish(self) -> None:
+        """Refuse every copy of an object defined more than once."""
+        for ref, sources in self.seen.items():
+            if len(sources) < 2:
+                continue
+            where = ", ".join(str(s) for s in sources)
+            for source in sources:
+                self._report(
+                    Reason.DuplicateObject, f"defined {len(sources)} times: {where}", source, ref
+                )
+        self.objects = [o for o in self.objects if o.ref not in self.invalid]
+        self.objects.sort(key=lambda o: o.ref)
+
+
+def load(tree: Tree) -> Bundle:
+    """Load a config repository. Never raises for anything the repository contains."""
+    include, exclude, diagnostics = _settings(layout.settings_bytes(tree))
+    files = layout.split(tree, include, exclude)
+    diagnostics.extend(files.diagnostics)
+    helm, config_cluster = _helm(dict(files.helm), diagnostics)
+    loader = _DocumentLoader(config_cluster, dict(files.config))
+    unreadable = set(files.unreadable)
+    for path, data in files.config.items():
+        parsed = parsing.parse(path, data)
+        if parsed.broken:
+            diagnostics.extend(parsed.diagnostics)
+            unreadable.add(path)
+            continue
+        loader.load_file(path, parsed)
+    loader.finish()
+    diagnostics.extend(loader.diagnostics)
+    return Bundle(
+        revision=tree.revision,
+        config_cluster=config_cluster,
+        objects=tuple(loader.objects),
+        diagnostics=tuple(diagnostics),
+        helm=helm,
+        invalid=frozenset(loader.invalid),
+        unreadable_files=frozenset(unreadable),
+        files=dict(files.config),
+        complete=include != _NOTHING,
+    )

@@ -1,0 +1,206 @@
+"""The fleet context: everything translators look up, indexed once per translation.
+
+Built by `gitops.translate.translate` from a Bundle and the clusters' inputs,
+then read (never changed) by every translator while clusters are rendered one
+by one. Holds: registered clusters and their inputs, workspace membership and
+visibility, the placed config objects by kind, and service indexes (by
+namespace/name and by label) so selectors do not scan the fleet.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitops import workspaces
+from gitops.bundle import Bundle, ConfigObject
+from gitops.diagnostics import Diagnostic
+from gitops.discovery import ClusterInputs, Service
+from gitops.ids import ObjectRef
+from gitops.models.admin import KubernetesClusterSpec, WorkspaceSettingsSpec, WorkspaceSpec
+from gitops.models.common import ObjectSelector
+from gitops.reasons import Reason
+from gitops.selectors import Target, object_match
+
+#: Kinds that are not placed in a workspace: they configure the fleet itself.
+_ADMIN_KINDS = frozenset({"KubernetesCluster", "Workspace"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRef:
+    """A discovered Service in one cluster, with the workspace that owns its namespace."""
+
+    cluster: str
+    service: Service
+    workspace: str | None
+
+    @property
+    def target(self) -> Target:
+        s = self.service
+        return Target(s.name, s.namespace, self.cluster, self.workspace, s.labels)
+
+
+@dataclass
+class Context:
+    """Read-only lookups for one translation."""
+
+    bundle: Bundle
+    inputs: Mapping[str, ClusterInputs]
+    clusters: Mapping[str, ConfigObject[KubernetesClusterSpec]]
+    membership: workspaces.Membership
+    visibility: workspaces.Visibility
+    settings: Mapping[str, WorkspaceSettingsSpec]
+    workspace_of: Mapping[ObjectRef, str]
+    placed: Mapping[str, tuple[ConfigObject[Any], ...]]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    services_by_key: Mapping[tuple[str, str], tuple[ServiceRef, ...]] = field(default_factory=dict)
+    services_by_label: Mapping[tuple[str, str], tuple[ServiceRef, ...]] = field(
+        default_factory=dict
+    )
+    all_services: tuple[ServiceRef, ...] = ()
+    services_in: Mapping[str, tuple[ServiceRef, ...]] = field(default_factory=dict)
+
+    def of_kind(self, kind: str) -> tuple[ConfigObject[Any], ...]:
+        """Valid config objects of a kind that belong to a workspace, sorted by ref."""
+        return self.placed.get(kind, ())
+
+    def cluster_domain(self, cluster: str) -> str:
+        registered = self.clusters.get(cluster)
+        return registered.spec.cluster_domain if registered else "cluster.local"
+
+    def fqdn(self, service: Service, cluster: str) -> str:
+        return f"{service.name}.{service.namespace}.svc.{self.cluster_domain(cluster)}"
+
+    def target(self, obj: ConfigObject[Any]) -> Target:
+        return Target(
+            obj.name, obj.namespace, obj.cluster, self.workspace_of.get(obj.ref), obj.labels
+        )
+
+    def find_services(self, selector: ObjectSelector) -> Iterable[ServiceRef]:
+        """Services matching an ObjectSelector (visibility is the caller's business)."""
+        candidates: tuple[ServiceRef, ...]
+        if selector.name is not None and selector.namespace is not None:
+            candidates = self.services_by_key.get((selector.namespace, selector.name), ())
+        elif selector.labels:
+            buckets: list[tuple[ServiceRef, ...]] = [
+                self.services_by_label.get(item, ()) for item in selector.labels.items()
+            ]
+            candidates = min(buckets, key=len)
+        else:
+            candidates = self.all_services
+        return (s for s in candidates if object_match(selector, s.target))
+
+    def service_visible(self, viewer: str, ref: ServiceRef) -> bool:
+        return ref.workspace is not None and self.visibility.can_see(
+            viewer, ref.workspace, "SERVICE", ref.target
+        )
+
+
+def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
+    """Index the bundle and the inputs; report cluster and workspace placement problems."""
+    diagnostics: list[Diagnostic] = []
+    clusters = {c.name: c for c in bundle.of_kind("KubernetesCluster")}
+    usable = {name: inp for name, inp in inputs.items() if name in clusters}
+    for name in sorted(set(inputs) - set(clusters)):
+        diagnostics.append(
+            Diagnostic(
+                Reason.UnregisteredCluster,
+                f"snapshot for cluster {name} ignored: no KubernetesCluster named {name}",
+                cluster=name,
+            )
+        )
+    for name in sorted(set(clusters) - set(inputs)):
+        registered = clusters[name]
+        diagnostics.append(
+            Diagnostic(
+                Reason.MissingSnapshot,
+                f"no discovery snapshot for cluster {name}; nothing is rendered for it",
+                registered.source,
+                registered.ref,
+                cluster=name,
+            )
+        )
+    cluster_labels: dict[str, Mapping[str, str]] = {n: c.labels for n, c in clusters.items()}
+    cluster_labels.setdefault(bundle.config_cluster, {})
+    namespaces: dict[str, dict[str, Mapping[str, str]]] = {
+        name: dict(inp.namespaces) for name, inp in usable.items()
+    }
+    for obj in bundle.objects:
+        if obj.kind not in _ADMIN_KINDS:
+            namespaces.setdefault(obj.cluster, {}).setdefault(obj.namespace, {})
+    workspace_objs: list[ConfigObject[WorkspaceSpec]] = list(bundle.of_kind("Workspace"))
+    membership = workspaces.build_membership(workspace_objs, cluster_labels, namespaces)
+    diagnostics.extend(membership.diagnostics)
+
+    workspace_of: dict[ObjectRef, str] = {}
+    placed: dict[str, list[ConfigObject[Any]]] = defaultdict(list)
+    settings: dict[str, WorkspaceSettingsSpec] = {}
+    global_settings: WorkspaceSettingsSpec | None = None
+    for obj in sorted(bundle.objects, key=ConfigObject.age_key):
+        if obj.kind in _ADMIN_KINDS:
+            continue
+        if obj.kind == "WorkspaceSettings" and obj.name == workspaces.GLOBAL_SETTINGS:
+            global_settings = obj.spec
+            continue
+        ws, problem = membership.place(obj)
+        if ws is None:
+            if problem is not None:
+                if obj.kind == "WorkspaceSettings":
+                    problem = Diagnostic(
+                        Reason.WorkspaceNotFound, problem.message, obj.source, obj.ref
+                    )
+                diagnostics.append(problem)
+            continue
+        workspace_of[obj.ref] = ws
+        if obj.kind == "WorkspaceSettings":
+            if ws in settings:
+                diagnostics.append(
+                    Diagnostic(
+                        Reason.DuplicateWorkspaceSettings,
+                        f"workspace {ws} already has older WorkspaceSettings; this one is ignored",
+                        obj.source,
+                        obj.ref,
+                    )
+                )
+                continue
+            settings[ws] = obj.spec
+        placed[obj.kind].append(obj)
+    if global_settings is not None and global_settings.options is not None:
+        for ws in membership.workspaces:
+            current = settings.get(ws)
+            if current is None:
+                settings[ws] = WorkspaceSettingsSpec(options=global_settings.options)
+            elif current.options is None:
+                settings[ws] = current.model_copy(update={"options": global_settings.options})
+    visibility = workspaces.build_visibility(membership.workspaces, settings)
+
+    by_key: dict[tuple[str, str], list[ServiceRef]] = defaultdict(list)
+    by_label: dict[tuple[str, str], list[ServiceRef]] = defaultdict(list)
+    every: list[ServiceRef] = []
+    per_cluster: dict[str, list[ServiceRef]] = {}
+    for name in sorted(usable):
+        refs = per_cluster[name] = []
+        for service in usable[name].services:
+            ref = ServiceRef(name, service, membership.owner_of(name, service.namespace))
+            every.append(ref)
+            refs.append(ref)
+            by_key[(service.namespace, service.name)].append(ref)
+            for item in service.labels.items():
+                by_label[item].append(ref)
+    return Context(
+        bundle=bundle,
+        inputs=usable,
+        clusters=clusters,
+        membership=membership,
+        visibility=visibility,
+        settings=settings,
+        workspace_of=workspace_of,
+        placed={kind: tuple(sorted(objs, key=lambda o: o.ref)) for kind, objs in placed.items()},
+        diagnostics=diagnostics,
+        services_by_key={k: tuple(v) for k, v in by_key.items()},
+        services_by_label={k: tuple(v) for k, v in by_label.items()},
+        all_services=tuple(every),
+        services_in={name: tuple(refs) for name, refs in per_cluster.items()},
+    )

@@ -1,0 +1,248 @@
+"""Route destinations: from a Gloo `DestinationReference` to an Istio destination host.
+
+Called by `virtual_service` for every forwardTo destination, per rendered
+cluster. The cluster-independent part (which object, is it visible, which port,
+which subset) is computed once per destination; only the host domain and the
+"is it in this cluster" checks are per cluster. Rules (gloo-semantics.md 3.4):
+
+- a Service in the rendered cluster -> `{svc}.{ns}.svc.{clusterDomain}`;
+- a `ref.cluster` other than the rendered cluster needs federation (a later
+  issue), so it is `CrossClusterDestinationNotFederated` there;
+- a Service missing from the rendered cluster keeps its local host and gets a
+  `DestinationNotInCluster` warning for that cluster;
+- a VirtualDestination -> its first host, port = the VD port;
+- the reference must be visible to the route table's workspace (own or imported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gitops import names
+from gitops.bundle import ConfigObject
+from gitops.diagnostics import Diagnostic
+from gitops.models.common import DestinationReference
+from gitops.models.networking import VirtualDestinationSpec
+from gitops.reasons import Reason
+from gitops.translate.context import Context, ServiceRef
+from gitops.translate.routes import FlatRoute
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """What is true of a destination in every cluster."""
+
+    problem: Diagnostic | None = None
+    kind: str = "SERVICE"
+    host_prefix: str = ""  # `name.ns.svc.` for Services; the full host for VDs
+    port: int | None = None
+    subset: str | None = None
+    subset_labels: Mapping[str, str] | None = None
+    explicit_cluster: str | None = None
+    clusters: frozenset[str] = frozenset()
+    service: ServiceRef | None = None
+    what: str = ""  # `namespace/name`, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A destination in one cluster: an Istio destination dict, or why there is none."""
+
+    destination: dict[str, Any] | None
+    problem: Diagnostic | None = None
+    warning: Diagnostic | None = None
+    #: For subsets: (service ref in this cluster, host, subset name, labels).
+    subset: tuple[ServiceRef, str, str, Mapping[str, str]] | None = None
+
+
+def subset_name(labels: Mapping[str, str]) -> str:
+    """`{version: v2}` -> `version-v2` (sorted key-value pairs, sanitized)."""
+    return names.sanitize("-".join(f"{k}-{v}" for k, v in sorted(labels.items())))
+
+
+class Resolver:
+    """Resolves destinations with per-destination caching."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._base: dict[tuple[Any, ...], _Base] = {}
+        self._vds: dict[tuple[str, str], ConfigObject[VirtualDestinationSpec]] = {
+            (o.namespace, o.name): o for o in ctx.of_kind("VirtualDestination")
+        }
+
+    def _problem(
+        self, route: FlatRoute, j: int, reason: Reason, message: str, cluster: str = ""
+    ) -> Diagnostic:
+        table = route.table
+        return Diagnostic(
+            reason,
+            f"route {route.name}: {message}",
+            table.source,
+            table.ref,
+            f"spec.http[{route.index}].forwardTo.destinations[{j}]",
+            cluster,
+        )
+
+    def base(self, route: FlatRoute, j: int, dest: DestinationReference) -> _Base:
+        key = (route.key, j)
+        found = self._base.get(key)
+        if found is None:
+            found = self._compute(route, j, dest)
+            self._base[key] = found
+        return found
+
+    def _compute(self, route: FlatRoute, j: int, dest: DestinationReference) -> _Base:
+        table = route.table
+        ws = self.ctx.workspace_of[table.ref]
+        namespace = dest.ref.namespace or table.namespace
+        what = f"{namespace}/{dest.ref.name}"
+        if dest.kind == "EXTERNAL_SERVICE":
+            return _Base(
+                self._problem(
+                    route,
+                    j,
+                    Reason.DestinationNotFound,
+                    f"ExternalService {what}: ExternalService destinations are not translated "
+                    "by this version",
+                )
+            )
+        if dest.kind == "VIRTUAL_DESTINATION":
+            return self._virtual_destination(route, j, dest, ws, namespace, what)
+        all_refs = self.ctx.services_by_key.get((namespace, dest.ref.name), ())
+        visible = [r for r in all_refs if self.ctx.service_visible(ws, r)]
+        if dest.ref.cluster:
+            visible = [r for r in visible if r.cluster == dest.ref.cluster]
+        if not visible:
+            where = f" in cluster {dest.ref.cluster}" if dest.ref.cluster else ""
+            why = (
+                f"Service {what}{where} is not visible to workspace {ws} (not exported to it)"
+                if all_refs
+                else f"Service {what}{where} does not exist"
+            )
+            return _Base(self._problem(route, j, Reason.DestinationNotFound, why))
+        service = visible[0].service
+        port: int | None = None
+        if dest.port is not None:
+            found = service.port(dest.port.number, dest.port.name)
+            if found is None:
+                wanted = dest.port.number if dest.port.number is not None else dest.port.name
+                return _Base(
+                    self._problem(
+                        route,
+                        j,
+                        Reason.DestinationPortNotFound,
+                        f"Service {what} has no port {wanted} (ports: "
+                        f"{', '.join(str(p.port) for p in service.ports) or 'none'})",
+                    )
+                )
+            port = found.port
+        elif len(service.ports) == 1:
+            port = service.ports[0].port
+        subset = subset_name(dest.subset) if dest.subset else None
+        return _Base(
+            host_prefix=f"{dest.ref.name}.{namespace}.svc.",
+            port=port,
+            subset=subset,
+            subset_labels=dest.subset or None,
+            explicit_cluster=dest.ref.cluster,
+            clusters=frozenset(r.cluster for r in visible),
+            service=visible[0],
+            what=what,
+        )
+
+    def _virtual_destination(
+        self,
+        route: FlatRoute,
+        j: int,
+        dest: DestinationReference,
+        ws: str,
+        namespace: str,
+        what: str,
+    ) -> _Base:
+        vd = self._vds.get((namespace, dest.ref.name))
+        target = self.ctx.target(vd) if vd is not None else None
+        if (
+            vd is None
+            or target is None
+            or target.workspace is None
+            or not self.ctx.visibility.can_see(ws, target.workspace, "VIRTUAL_DESTINATION", target)
+        ):
+            why = "does not exist" if vd is None else f"is not visible to workspace {ws}"
+            return _Base(
+                self._problem(
+                    route, j, Reason.DestinationNotFound, f"VirtualDestination {what} {why}"
+                )
+            )
+        if dest.subset:
+            return _Base(
+                self._problem(
+                    route,
+                    j,
+                    Reason.SubsetOnVirtualDestination,
+                    f"VirtualDestination {what}: subsets work on Service destinations only",
+                )
+            )
+        ports = [p.number for p in vd.spec.ports]
+        port: int | None = None
+        if dest.port is not None:
+            if dest.port.number not in ports:
+                wanted = dest.port.number if dest.port.number is not None else dest.port.name
+                return _Base(
+                    self._problem(
+                        route,
+                        j,
+                        Reason.DestinationPortNotFound,
+                        f"VirtualDestination {what} has no port {wanted} (ports: "
+                        f"{', '.join(map(str, ports))})",
+                    )
+                )
+            port = dest.port.number
+        elif len(ports) == 1:
+            port = ports[0]
+        return _Base(kind="VIRTUAL_DESTINATION", host_prefix=vd.spec.hosts[0], port=port)
+
+    def resolve(
+        self, route: FlatRoute, j: int, dest: DestinationReference, cluster: str
+    ) -> Resolved:
+        base = self.base(route, j, dest)
+        if base.problem is not None:
+            return Resolved(None, base.problem)
+        if base.kind == "VIRTUAL_DESTINATION":
+            return Resolved(self._destination(base.host_prefix, base.port, None))
+        if base.explicit_cluster and base.explicit_cluster != cluster:
+            return Resolved(
+                None,
+                self._problem(
+                    route,
+                    j,
+                    Reason.CrossClusterDestinationNotFederated,
+                    f"Service {base.what} is in cluster {base.explicit_cluster}; "
+                    "reach it from other clusters through a VirtualDestination",
+                    cluster,
+                ),
+            )
+        host = base.host_prefix + self.ctx.cluster_domain(cluster)
+        warning = None
+        if cluster not in base.clusters:
+            warning = self._problem(
+                route,
+                j,
+                Reason.DestinationNotInCluster,
+                f"Service {base.what} does not exist in cluster {cluster}",
+                cluster,
+            )
+        subset = None
+        if base.subset is not None and base.subset_labels is not None and base.service:
+            subset = (base.service, host, base.subset, base.subset_labels)
+        return Resolved(self._destination(host, base.port, base.subset), None, warning, subset)
+
+    @staticmethod
+    def _destination(host: str, port: int | None, subset: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"host": host}
+        if port is not None:
+            out["port"] = {"number": port}
+        if subset is not None:
+            out["subset"] = subset
+        return out

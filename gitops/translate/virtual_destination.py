@@ -1,0 +1,301 @@
+"""VirtualDestination -> ServiceEntry + WorkloadEntries + DestinationRule, per cluster.
+
+Backing services are resolved once for the fleet (`__init__`); `render` writes the
+outputs of one cluster. Rules (gloo-semantics.md 4.1, 2.5, 3.5; worked examples 5, 6):
+
+- backing services: Services visible to the VD's workspace that match one of
+  `spec.services`; at most one per cluster (the oldest; more is a warning);
+- consumers: the namespaces, per cluster, of the VD's workspace and of every
+  workspace importing it;
+- in each cluster with consumers, when the VD's namespace exists there: one
+  ServiceEntry `vd-{host}-{workspace}` in it, `exportTo` = the consuming namespaces,
+  `addresses` = a virtual IP in 240.0.0.0/4, `resolution: STATIC`; a local backing
+  Service contributes `workloadSelector` (its pod selector) and every other backing
+  cluster one WorkloadEntry (its east-west gateway address, the gateway's `tls` port,
+  the cluster's locality) carrying the same labels; without a local backing Service
+  the remote endpoints are inlined as `endpoints`. When the VD's namespace does not
+  exist in a cluster, each consuming namespace gets its own copy with `exportTo: ["."]`;
+- one DestinationRule per host with, per VD port, `tls: ISTIO_MUTUAL` and the SPIFFE
+  identities of every backing workload, plus Failover/OutlierDetection settings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from gitops import names
+from gitops.bundle import ConfigObject
+from gitops.diagnostics import Diagnostic
+from gitops.discovery import ClusterInputs, Service
+from gitops.models.networking import VirtualDestinationSpec
+from gitops.reasons import Reason
+from gitops.translate import destination_policies
+from gitops.translate.context import Context, ServiceRef
+from gitops.translate.destination_policies import DestinationPolicies
+from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent
+
+VirtualDestination = ConfigObject[VirtualDestinationSpec]
+#: Port of the east-west gateway Service that passes mTLS through by SNI (Istio's default).
+EAST_WEST_PORT_NAME = "tls"
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """How other clusters reach a backing cluster: its east-west gateway."""
+
+    cluster: str
+    address: str
+    port: int
+    locality: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    vd: VirtualDestination
+    workspace: str
+    backing: dict[str, ServiceRef]  # cluster -> backing service
+    remotes: dict[str, Remote]  # cluster -> east-west gateway (backing clusters only)
+    sans: tuple[str, ...]
+    viewers: tuple[str, ...]
+    parent: Parent
+    vip: str
+
+
+def east_west_gateway(inputs: ClusterInputs) -> tuple[Service, int] | None:
+    """The cluster's east-west gateway Service with an address, and its `tls` port."""
+    for service in inputs.services:
+        if service.is_east_west_gateway and service.addresses:
+            port = service.port(name=EAST_WEST_PORT_NAME)
+            if port is not None:
+                return service, port.port
+    return None
+
+
+def trust_domain(cluster: str) -> str:
+    """Trust domain of a cluster's mesh: its name, as in Gloo's examples (typed Helm
+    values will make this configurable)."""
+    return cluster
+
+
+class VirtualDestinations:
+    def __init__(self, ctx: Context, policies: DestinationPolicies) -> None:
+        self.ctx = ctx
+        self.policies = policies
+        self.diagnostics: list[Diagnostic] = []
+        self._remotes: dict[str, Remote | None] = {}
+        self.plans = [p for vd in ctx.of_kind("VirtualDestination") if (p := self._plan(vd))]
+
+    def _remote(self, cluster: str) -> Remote | None:
+        if cluster not in self._remotes:
+            inputs = self.ctx.inputs[cluster]
+            found = east_west_gateway(inputs)
+            self._remotes[cluster] = (
+                Remote(cluster, found[0].addresses[0], found[1], inputs.locality())
+                if found
+                else None
+            )
+        return self._remotes[cluster]
+
+    def _plan(self, vd: VirtualDestination) -> _Plan | None:
+        ctx = self.ctx
+        ws = ctx.workspace_of[vd.ref]
+        matched: dict[str, list[ServiceRef]] = defaultdict(list)
+        for selector in vd.spec.services:
+            for ref in ctx.find_services(selector):
+                visible = ref.cluster in ctx.inputs and ctx.service_visible(ws, ref)
+                if visible and ref not in matched[ref.cluster]:
+                    matched[ref.cluster].append(ref)
+        backing: dict[str, ServiceRef] = {}
+        for cluster, refs in sorted(matched.items()):
+            refs.sort(
+                key=lambda r: (
+                    not r.service.created,
+                    r.service.created,
+                    r.service.namespace,
+                    r.service.name,
+                )
+            )
+            backing[cluster] = refs[0]
+            if len(refs) > 1:
+                others = ", ".join(f"{r.service.namespace}/{r.service.name}" for r in refs[1:])
+                self.diagnostics.append(
+                    Diagnostic(
+                        Reason.MultipleServicesInCluster,
+                        f"selects {len(refs)} Services in cluster {cluster}; using "
+                        f"{refs[0].service.namespace}/{refs[0].service.name}, ignoring {others}",
+                        vd.source,
+                        vd.ref,
+                        "spec.services",
+                        cluster,
+                    )
+                )
+        if not backing:
+            self.diagnostics.append(
+                Diagnostic(
+                    Reason.NoBackingService,
+                    "selects no Service in any cluster",
+                    vd.source,
+                    vd.ref,
+                    "spec.services",
+                )
+            )
+        remotes: dict[str, Remote] = {}
+        sans: set[str] = set()
+        for cluster, ref in backing.items():
+            remote = self._remote(cluster)
+            if remote is None:
+                self.diagnostics.append(
+                    Diagnostic(
+                        Reason.EastWestGatewayNotFound,
+                        f"cluster {cluster} has no east-west gateway with an address and a "
+                        f"'{EAST_WEST_PORT_NAME}' port; other clusters cannot reach its endpoints",
+                        vd.source,
+                        vd.ref,
+                        cluster=cluster,
+                    )
+                )
+            else:
+                remotes[cluster] = remote
+            inputs = ctx.inputs[cluster]
+            accounts = {w.service_account for w in inputs.workloads_for(ref.service)}
+            for account in accounts or {"default"}:
+                sans.add(
+                    f"spiffe://{trust_domain(cluster)}/ns/{ref.service.namespace}/sa/{account}"
+                )
+        viewers = ctx.visibility.viewers(ws, "VIRTUAL_DESTINATION", ctx.target(vd))
+        parent = Parent(
+            "networking.gloo.solo.io", "v2", "VirtualDestination", vd.name, vd.namespace, vd.cluster
+        )
+        vip = names.virtual_ip(vd.spec.hosts[0], vd.namespace, vd.cluster, "virtual-destination")
+        return _Plan(vd, ws, backing, remotes, tuple(sorted(sans)), viewers, parent, vip)
+
+    def render(self, cluster: str, out: ClusterOutputs) -> None:
+        ctx = self.ctx
+        inputs = ctx.inputs[cluster]
+        for plan in self.plans:
+            consumers = sorted(
+                {ns for v in plan.viewers for ns in ctx.membership.namespaces_in(v, cluster)}
+            )
+            if not consumers:
+                continue
+            vd = plan.vd
+            if vd.namespace in inputs.namespaces:
+                placements = [(vd.namespace, consumers)]
+            else:
+                placements = [(ns, ["."]) for ns in consumers]
+            for namespace, export_to in placements:
+                self._emit(plan, cluster, out, namespace, export_to)
+
+    def _emit(
+        self, plan: _Plan, cluster: str, out: ClusterOutputs, namespace: str, export_to: list[str]
+    ) -> None:
+        vd, ws = plan.vd, plan.workspace
+        consumer = self.ctx.membership.owner_of(cluster, namespace)
+        local = plan.backing.get(cluster)
+        ports = vd.spec.ports
+        port_names = {p.number: f"{p.protocol.lower()}-{p.number}" for p in ports}
+        dest_key = ("VIRTUAL_DESTINATION", vd.namespace, vd.name)
+        chosen = {p.number: self.policies.for_port(dest_key, p.number) for p in ports}
+        files = {vd.source.file} | destination_policies.sources(chosen.values())
+        meta = out.metadata(
+            names.sanitize(f"vd-{vd.spec.hosts[0]}-{ws}"), namespace, consumer, plan.parent, files
+        )
+        entry: dict[str, Any] = {
+            "addresses": [plan.vip],
+            "exportTo": export_to,
+            "hosts": list(vd.spec.hosts),
+            "location": "MESH_INTERNAL",
+            "ports": [
+                {
+                    "name": port_names[p.number],
+                    "number": p.number,
+                    "protocol": p.protocol,
+                    "targetPort": _target_port(p.number, p.target_port, local),
+                }
+                for p in ports
+            ],
+            "resolution": "STATIC",
+        }
+
+        def remote_ports(remote: Remote) -> dict[str, int]:
+            return {port_names[p.number]: remote.port for p in ports}
+
+        remotes = [r for c, r in sorted(plan.remotes.items()) if c != cluster]
+        if local is not None:
+            labels = dict(local.service.selector)
+            entry["workloadSelector"] = {"labels": labels}
+            label_part = "-".join(f"{k}-{v}" for k, v in sorted(labels.items()))
+            # Built once and shared: a VD can have a WorkloadEntry per cluster of the fleet.
+            we_meta = out.metadata("", namespace, consumer, plan.parent, files, extra_labels=labels)
+            for remote in remotes:
+                spec: dict[str, Any] = {
+                    "address": remote.address,
+                    "labels": labels,
+                    "ports": remote_ports(remote),
+                }
+                if remote.locality:
+                    spec["locality"] = remote.locality
+                name = names.sanitize(f"vd-{vd.spec.hosts[0]}-{ws}-{label_part}-{remote.address}")
+                out.add(
+                    {
+                        "apiVersion": NETWORKING,
+                        "kind": "WorkloadEntry",
+                        "metadata": {**we_meta, "name": name},
+                        "spec": spec,
+                    },
+                    vd.ref,
+                    vd.age_key(),
+                )
+        elif remotes:
+            entry["endpoints"] = [
+                {
+                    "address": r.address,
+                    "ports": remote_ports(r),
+                    **({"locality": r.locality} if r.locality else {}),
+                }
+                for r in remotes
+            ]
+        out.add(
+            {"apiVersion": NETWORKING, "kind": "ServiceEntry", "metadata": meta, "spec": entry},
+            vd.ref,
+            vd.age_key(),
+        )
+        for host in vd.spec.hosts:
+            settings = []
+            for p in ports:
+                port_entry = destination_policies.port_settings(p.number, chosen[p.number])
+                port_entry["tls"] = {"mode": "ISTIO_MUTUAL", "subjectAltNames": list(plan.sans)}
+                settings.append(port_entry)
+            name = names.sanitize(
+                f"{host}-virtual-destination-{vd.name}-{vd.namespace}-{vd.cluster}-{ws}"
+            )
+            out.add(
+                {
+                    "apiVersion": NETWORKING,
+                    "kind": "DestinationRule",
+                    "metadata": out.metadata(name, namespace, consumer, plan.parent, files),
+                    "spec": {
+                        "exportTo": export_to,
+                        "host": host,
+                        "trafficPolicy": {"portLevelSettings": settings},
+                    },
+                },
+                vd.ref,
+                vd.age_key(),
+            )
+
+
+def _target_port(number: int, target: Any, local: ServiceRef | None) -> int:
+    """The port the backing pods listen on: `targetPort` (a number, or a port name of the
+    local backing Service), else the VD port itself."""
+    if target is None:
+        return number
+    if target.number is not None:
+        return int(target.number)
+    if local is not None:
+        port = local.service.port(name=target.name)
+        if port is not None and isinstance(port.target_port, int):
+            return port.target_port
+    return number

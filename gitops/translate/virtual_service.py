@@ -1,0 +1,411 @@
+"""RouteTable -> Istio `VirtualService` (gateway and sidecar clients), per cluster.
+
+Called by `translate` for every rendered cluster, after `routes` (flattening) and
+`route_policies` (policy choice) ran once for the fleet. Rules
+(gloo-semantics.md 3.4, 2.5):
+
+- clients: no `virtualGateways` and no `workloadSelectors` -> every sidecar of the
+  workspaces that see the table; `virtualGateways` -> those gateways only, unless
+  `workloadSelectors` is also set; `workloadSelectors` -> sidecars whose labels
+  match, as `sourceLabels` on every match (matchers x selectors);
+- sidecar clients get one VirtualService per namespace of each consuming workspace
+  (the table's own and those importing it), `gateways: [mesh]`, `exportTo: ["."]`,
+  named `routetable-{rt}-{rtNs}-{rtCluster}-{consumerWorkspace}`;
+- gateway clients get one VirtualService per gateway namespace, bound to the
+  generated Gateways, with the gateway pod labels as `sourceLabels`;
+- a route whose destination cannot be resolved is replaced by a 500 direct response
+  (`failureMode: ROUTE_REPLACEMENT`, the default); with `FREEZE_CONFIG` the table is
+  not rendered at all and its previous outputs are kept (`Translation.frozen`);
+- subsets register a client DestinationRule need in the VirtualService's namespace.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitops import names
+from gitops.bundle import ConfigObject
+from gitops.diagnostics import Diagnostic
+from gitops.ids import ObjectRef
+from gitops.models.networking import RouteTableSpec
+from gitops.reasons import Reason
+from gitops.translate import route_policies
+from gitops.translate.context import Context, ServiceRef
+from gitops.translate.destinations import Resolver
+from gitops.translate.gateway import Gateways, Instance
+from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent
+from gitops.translate.route_policies import RoutePolicies
+from gitops.translate.routes import FlatRoute, Flattener
+
+Table = ConfigObject[RouteTableSpec]
+_REDIRECT_CODES = {
+    "MOVED_PERMANENTLY": 301,
+    "FOUND": 302,
+    "SEE_OTHER": 303,
+    "TEMPORARY_REDIRECT": 307,
+    "PERMANENT_REDIRECT": 308,
+}
+_REPLACEMENT = {"status": 500}
+
+
+@dataclass
+class SubsetNeeds:
+    """Subsets used by VirtualServices of one cluster: (namespace, host) -> subsets."""
+
+    needs: dict[tuple[str, str], dict[str, Mapping[str, str]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    services: dict[tuple[str, str], ServiceRef] = field(default_factory=dict)
+    sources: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+
+
+@dataclass
+class _Built:
+    http: list[dict[str, Any]]
+    subsets: list[tuple[ServiceRef, str, str, Mapping[str, str]]]
+    sources: set[str]
+
+
+class VirtualServices:
+    """Builds VirtualServices; flattening and policy choice happen once, in `__init__`."""
+
+    def __init__(self, ctx: Context, gateways: Gateways) -> None:
+        self.ctx = ctx
+        self.gateways = gateways
+        self.diagnostics: list[Diagnostic] = []
+        self._reported: set[tuple[Any, ...]] = set()
+        #: FREEZE_CONFIG tables with problems: not rendered, their last outputs must be kept.
+        self.frozen: set[ObjectRef] = set()
+        self.resolver = Resolver(ctx)
+        flattener = Flattener(ctx)
+        self.roots: list[tuple[Table, list[FlatRoute]]] = []
+        for table in ctx.of_kind("RouteTable"):
+            if table.spec.hosts:
+                self.roots.append((table, flattener.flatten(table)))
+            self._unsupported(table)
+        self.diagnostics.extend(flattener.diagnostics)
+        every = [r for _, flat in self.roots for r in flat]
+        self.policies: RoutePolicies = route_policies.choose(ctx, every)
+        self.diagnostics.extend(self.policies.diagnostics)
+        self._cache: dict[tuple[Any, ...], _Built] = {}
+        self._vgs = {(o.namespace, o.name): o for o in ctx.of_kind("VirtualGateway")}
+        self._attached = {table.ref: self._attach(table) for table, _ in self.roots}
+        for table, flat in self.roots:
+            if table.spec.failure_mode == "FREEZE_CONFIG" and self._broken(flat):
+                self.frozen.add(table.ref)
+                self._diag(
+                    Diagnostic(
+                        Reason.InvalidValue,
+                        "failureMode FREEZE_CONFIG: the table has invalid routes, so it is not "
+                        "rendered and its last accepted config stays in place",
+                        table.source,
+                        table.ref,
+                        "spec.failureMode",
+                    )
+                )
+
+    def _broken(self, flat: list[FlatRoute]) -> bool:
+        """Does any route of the tree fail in every cluster (bad matchers, bad destination)?"""
+        for fr in flat:
+            if fr.replaced is not None:
+                return True
+            forward = fr.route.forward_to
+            for j, dest in enumerate(forward.destinations if forward else ()):
+                if self.resolver.base(fr, j, dest).problem is not None:
+                    return True
+        return False
+
+    def _unsupported(self, table: Table) -> None:
+        for what, items in (("tcp", table.spec.tcp), ("tls", table.spec.tls)):
+            if items:
+                self._diag(
+                    Diagnostic(
+                        Reason.UnsupportedField,
+                        f"{what} routes are not translated by this version; ignored",
+                        table.source,
+                        table.ref,
+                        f"spec.{what}",
+                    )
+                )
+        for i, route in enumerate(table.spec.http):
+            if route.graphql is not None:
+                self._diag(
+                    Diagnostic(
+                        Reason.UnsupportedField,
+                        "graphql routes are not translated; the route is dropped",
+                        table.source,
+                        table.ref,
+                        f"spec.http[{i}].graphql",
+                    )
+                )
+            if route.forward_to is not None and route.forward_to.auto_host_rewrite:
+                self._diag(
+                    Diagnostic(
+                        Reason.UnsupportedField,
+                        "autoHostRewrite has no Istio equivalent; ignored",
+                        table.source,
+                        table.ref,
+                        f"spec.http[{i}].forwardTo.autoHostRewrite",
+                    )
+                )
+
+    def _diag(self, d: Diagnostic) -> None:
+        key = (d.reason, d.obj, d.field, d.cluster, d.message)
+        if key not in self._reported:
+            self._reported.add(key)
+            self.diagnostics.append(d)
+
+    def _attach(self, table: Table) -> list[Any]:
+        """The VirtualGateways a root table is attached to (refusals reported)."""
+        out = []
+        for i, ref in enumerate(table.spec.virtual_gateways):
+            vg = self._vgs.get((ref.namespace or table.namespace, ref.name))
+            field_path = f"spec.virtualGateways[{i}]"
+            if vg is None or (ref.cluster and ref.cluster != vg.cluster):
+                self._diag(
+                    Diagnostic(
+                        Reason.VirtualGatewayNotFound,
+                        f"VirtualGateway {ref.namespace or table.namespace}/{ref.name} "
+                        "does not exist",
+                        table.source,
+                        table.ref,
+                        field_path,
+                    )
+                )
+                continue
+            why = self.gateways.allows(vg, table)
+            if why is not None:
+                self._diag(
+                    Diagnostic(
+                        Reason.RouteTableNotAllowed, why, table.source, table.ref, field_path
+                    )
+                )
+                continue
+            out.append(vg)
+        return out
+
+    # -- building routes ----------------------------------------------------------------
+
+    def _route(
+        self,
+        flat: FlatRoute,
+        cluster: str,
+        sources: set[str],
+        subsets: list[tuple[ServiceRef, str, str, Mapping[str, str]]],
+    ) -> dict[str, Any] | None:
+        route = flat.route
+        out: dict[str, Any] = {"name": flat.name}
+        if flat.replaced is not None:
+            out["directResponse"] = _REPLACEMENT
+            return out
+        if route.delegate is not None or route.graphql is not None:
+            return None
+        policies = self.policies.for_route(flat.key)
+        sources.update(p.source.file for p in policies.values())
+        if route.redirect is not None:
+            r = route.redirect
+            redirect: dict[str, Any] = {"redirectCode": _REDIRECT_CODES[r.response_code]}
+            if r.host_redirect:
+                redirect["authority"] = r.host_redirect
+            if r.path_redirect:
+                redirect["uri"] = r.path_redirect
+            out["redirect"] = redirect
+        elif route.direct_response is not None:
+            d = route.direct_response
+            out["directResponse"] = {"status": d.status}
+            if d.body is not None:
+                out["directResponse"]["body"] = {"string": d.body}
+        elif route.forward_to is not None:
+            forward = route.forward_to
+            dests = forward.destinations or (
+                [flat.table.spec.default_destination] if flat.table.spec.default_destination else []
+            )
+            weights = forward.effective_weights() if forward.destinations else [100]
+            targets = []
+            for j, dest in enumerate(dests):
+                resolved = self.resolver.resolve(flat, j, dest, cluster)
+                if resolved.warning is not None:
+                    self._diag(resolved.warning)
+                if resolved.problem is not None or resolved.destination is None:
+                    if resolved.problem is not None:
+                        self._diag(resolved.problem)
+                    out["directResponse"] = _REPLACEMENT
+                    return out
+                target: dict[str, Any] = {"destination": resolved.destination}
+                if len(dests) > 1:
+                    target["weight"] = weights[j]
+                targets.append(target)
+                if resolved.subset is not None:
+                    subsets.append(resolved.subset)
+            out["route"] = targets
+            rewrite: dict[str, Any] = {}
+            if forward.path_rewrite is not None:
+                rewrite["uri"] = forward.path_rewrite
+            if forward.regex_rewrite is not None:
+                rewrite["uriRegexRewrite"] = {
+                    "match": forward.regex_rewrite.pattern.regex,
+                    "rewrite": forward.regex_rewrite.substitution,
+                }
+            if forward.host_rewrite is not None:
+                rewrite["authority"] = forward.host_rewrite
+            if rewrite:
+                out["rewrite"] = rewrite
+        route_policies.decorate(out, policies)
+        return out
+
+    def _http(
+        self,
+        table: Table,
+        flat: list[FlatRoute],
+        cluster: str,
+        clients: tuple[tuple[tuple[str, str], ...], ...],
+    ) -> _Built:
+        """The http routes of a table for one cluster and client label sets (cached)."""
+        key = (
+            table.ref,
+            self.ctx.cluster_domain(cluster),
+            clients,
+            self._cluster_variant(flat, cluster),
+        )
+        built = self._cache.get(key)
+        if built is not None:
+            return built
+        sources = {table.source.file}
+        subsets: list[tuple[ServiceRef, str, str, Mapping[str, str]]] = []
+        http = []
+        for fr in flat:
+            sources.add(fr.table.source.file)
+            route = self._route(fr, cluster, sources, subsets)
+            if route is None:
+                continue
+            route["match"] = [
+                {**m, "sourceLabels": dict(labels)} if labels else m
+                for m in fr.matches
+                for labels in clients
+            ]
+            http.append(route)
+        built = _Built(http, subsets, sources)
+        self._cache[key] = built
+        return built
+
+    def _cluster_variant(self, flat: list[FlatRoute], cluster: str) -> tuple[Any, ...]:
+        """Empty when the table's routes come out the same in every cluster (with the same
+        domain); the cluster's name when something is cluster-specific (a destination pinned
+        to another cluster, or a Service missing here), so its warnings are reported."""
+        for fr in flat:
+            forward = fr.route.forward_to
+            if forward is None:
+                continue
+            for j, dest in enumerate(forward.destinations):
+                base = self.resolver.base(fr, j, dest)
+                if (
+                    base.kind == "SERVICE"
+                    and base.problem is None
+                    and (
+                        base.explicit_cluster not in (None, cluster) or cluster not in base.clusters
+                    )
+                ):
+                    return (cluster,)
+        return ()
+
+    # -- per cluster ------------------------------------------------------------------------
+
+    def render(self, cluster: str, out: ClusterOutputs, subsets: SubsetNeeds) -> None:
+        ctx = self.ctx
+        instances_by_vg: dict[ObjectRef, list[Instance]] = defaultdict(list)
+        for inst in self.gateways.in_cluster(cluster):
+            instances_by_vg[inst.vg.ref].append(inst)
+        for table, flat in self.roots:
+            if table.ref in self.frozen:
+                continue
+            ws = ctx.workspace_of[table.ref]
+            spec = table.spec
+            parent = Parent(
+                "networking.gloo.solo.io",
+                "v2",
+                "RouteTable",
+                table.name,
+                table.namespace,
+                table.cluster,
+            )
+            annotations = dict(spec.virtual_service_annotations) or None
+            # Gateway clients: one VirtualService per gateway namespace.
+            by_ns: dict[str, list[Instance]] = defaultdict(list)
+            for vg in self._attached[table.ref]:
+                for inst in instances_by_vg.get(vg.ref, ()):
+                    by_ns[inst.service.namespace].append(inst)
+            for ns, insts in sorted(by_ns.items()):
+                labels = tuple(sorted({tuple(sorted(i.service.selector.items())) for i in insts}))
+                built = self._http(table, flat, cluster, labels)
+                consumer = ctx.membership.owner_of(cluster, ns)
+                self._emit(
+                    out,
+                    table,
+                    parent,
+                    ns,
+                    consumer,
+                    ws,
+                    built,
+                    annotations,
+                    sorted({i.name for i in insts}),
+                    subsets,
+                )
+            # Sidecar clients.
+            if spec.virtual_gateways and not spec.workload_selectors:
+                continue
+            clients = tuple(
+                sorted(
+                    {
+                        tuple(sorted(w.selector.labels.items())) if w.selector else ()
+                        for w in spec.workload_selectors
+                    }
+                )
+            ) or ((),)
+            built = self._http(table, flat, cluster, clients)
+            for consumer in ctx.visibility.viewers(ws, "ROUTE_TABLE", ctx.target(table)):
+                for ns in ctx.membership.namespaces_in(consumer, cluster):
+                    self._emit(
+                        out, table, parent, ns, consumer, ws, built, annotations, ["mesh"], subsets
+                    )
+
+    def _emit(
+        self,
+        out: ClusterOutputs,
+        table: Table,
+        parent: Parent,
+        namespace: str,
+        consumer: str | None,
+        owner_ws: str,
+        built: _Built,
+        annotations: dict[str, str] | None,
+        gateways: Sequence[str],
+        subsets: SubsetNeeds,
+    ) -> None:
+        if not built.http:
+            return
+        name = names.sanitize(
+            f"routetable-{table.name}-{table.namespace}-{table.cluster}-{consumer or owner_ws}"
+        )
+        obj = {
+            "apiVersion": NETWORKING,
+            "kind": "VirtualService",
+            "metadata": out.metadata(
+                name, namespace, consumer, parent, built.sources, annotations=annotations
+            ),
+            "spec": {
+                "exportTo": ["."],
+                "gateways": list(gateways),
+                "hosts": list(table.spec.hosts),
+                "http": built.http,
+            },
+        }
+        if not out.add(obj, table.ref, table.age_key()):
+            return
+        for service, host, subset, labels in built.subsets:
+            key = (namespace, host)
+            subsets.needs[key][subset] = labels
+            subsets.services[key] = service
+            subsets.sources[key].add(table.source.file)
