@@ -101,13 +101,15 @@ class Bundle:
     #: False when the repository as a whole could not be read (a broken `gitops.yaml`):
     #: the objects are then not the full desired state, and nothing may be deleted for it.
     complete: bool = True
+    #: The objects by reference (filled in by the loader).
+    by_ref: Mapping[ObjectRef, ConfigObject[Any]] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> Iterator[ConfigObject[Any]]:
         return (o for o in self.objects if o.ref.kind == kind)
 
     def locate(self, obj: ObjectRef, field_path: str, fallback: Source) -> Source:
         """The source line of `field_path` (`spec.http[0].name`) in the object's document."""
-        found = next((o for o in self.objects if o.ref == obj), None)
+        found = self.by_ref.get(obj)
         data = self.files.get(fallback.file)
         if found is None or data is None or not field_path:
             return fallback

@@ -352,4 +352,5 @@ def load(tree: Tree) -> Bundle:
         unreadable_files=frozenset(unreadable),
         files=dict(files.config),
         complete=include != _NOTHING,
+        by_ref={o.ref: o for o in loader.objects},
     )

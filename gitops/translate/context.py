@@ -16,7 +16,7 @@ from typing import Any
 
 from gitops import workspaces
 from gitops.bundle import Bundle, ConfigObject
-from gitops.diagnostics import Diagnostic
+from gitops.diagnostics import Diagnostic, Source
 from gitops.discovery import ClusterInputs, Service
 from gitops.ids import ObjectRef
 from gitops.models.admin import KubernetesClusterSpec, WorkspaceSettingsSpec, WorkspaceSpec
@@ -108,6 +108,7 @@ def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
             Diagnostic(
                 Reason.UnregisteredCluster,
                 f"snapshot for cluster {name} ignored: no KubernetesCluster named {name}",
+                Source(f"{name}/"),
                 cluster=name,
             )
         )
