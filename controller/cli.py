@@ -84,7 +84,9 @@ def main() -> None:
 def validate(
     path: str, ref: str | None, cache_dir: Path | None, snapshot: Path | None, fmt: str
 ) -> None:
-    """Check a config repository; print diagnostics and per-resource reports."""
+    """Check a config repository: one line per problem, then a summary of resource states.
+
+    `--format json` prints the full per-resource reports too."""
     outcome = pipeline.run(_read(path, ref, cache_dir), _snapshots(snapshot))
     if fmt == "json":
         click.echo(json.dumps(_json(outcome), indent=2, sort_keys=True))

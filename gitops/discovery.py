@@ -330,10 +330,10 @@ def load_cluster(cluster: str, tree: Tree) -> ClusterInputs:
         if not isinstance(entry, bytes):
             continue
         parsed = parsing.parse(shown, entry)
-        diagnostics.extend(parsed.diagnostics)
+        diagnostics.extend(replace(d, cluster=cluster) for d in parsed.diagnostics)
         for doc in parsed.documents:
             if doc.problems:
-                diagnostics.extend(doc.problems)
+                diagnostics.extend(replace(d, cluster=cluster) for d in doc.problems)
                 continue
             collector.add(doc.data, Source(shown, doc.line))
     collector.diagnostics[:0] = diagnostics

@@ -14,6 +14,7 @@ stops the others from loading.
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from typing import Any
 
@@ -166,6 +167,14 @@ def _helm(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> tuple[HelmV
     return HelmValues(mgmt, data_plane), cluster
 
 
+def _unknown_gloo(group: str, kind: str) -> str:
+    known = sorted({*models.SUPPORTED, *models.KNOWN_UNSUPPORTED})
+    names = [f"{g}/{k}" for g, k in known]
+    close = difflib.get_close_matches(f"{group}/{kind}", names, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{group} has no kind {kind} in Gloo Platform 2.x{hint}"
+
+
 class _DocumentLoader:
     """Turns the documents of config files into `ConfigObject`s and diagnostics."""
 
@@ -228,6 +237,9 @@ class _DocumentLoader:
             )
             return
         model = models.spec_model(group, kind)
+        if model is None and (group, kind) not in models.KNOWN_UNSUPPORTED:
+            self._report(Reason.UnknownGlooKind, _unknown_gloo(group, kind), source, label)
+            return
         if model is None or version not in models.SUPPORTED_VERSIONS:
             what = (
                 f"version {version} of {kind} is not supported (use "

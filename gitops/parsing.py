@@ -263,6 +263,18 @@ def parse(path: str, data: bytes) -> ParsedFile:
                 ),
             ),
         )
+    except (ValueError, TypeError, OverflowError) as exc:
+        # Explicit tags with bad values (`!!int x`, `!!binary ~`) fail inside the constructor.
+        return ParsedFile(
+            path,
+            diagnostics=(
+                Diagnostic(
+                    Reason.YamlSyntaxError,
+                    f"cannot construct a value in document {index + 1}: {exc}",
+                    Source(path, loader.doc_line),
+                ),
+            ),
+        )
     except RecursionError:
         return ParsedFile(
             path,

@@ -65,12 +65,14 @@ def run(tree: Tree, snapshots: Mapping[str, Tree] | None, sink: Sink | None = No
     found: list[Diagnostic] = list(bundle.diagnostics)
     summaries: list[ClusterSummary] = []
     workspace_of: Mapping[ObjectRef, str] = {}
+    selected: Mapping[ObjectRef, int] = {}
     if snapshots is not None:
         inputs = load_inputs(snapshots)
         for cluster_inputs in inputs.values():
             found.extend(cluster_inputs.diagnostics)
         translation = translate(bundle, inputs)
         workspace_of = translation.workspace_of
+        selected = translation.selected
         found.extend(translation.diagnostics)
         for output in translation.render_all():
             found.extend(output.diagnostics)
@@ -81,7 +83,7 @@ def run(tree: Tree, snapshots: Mapping[str, Tree] | None, sink: Sink | None = No
     # Field-level problems found while translating carry the field path; give them its line.
     located = [_locate(bundle, d) for d in found]
     ordered = tuple(sorted(set(located), key=sort_key))
-    built = reports.build(bundle, workspace_of, ordered)
+    built = reports.build(bundle, workspace_of, ordered, selected)
     return Outcome(bundle, ordered, tuple(built), tuple(summaries))
 
 

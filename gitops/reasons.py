@@ -135,6 +135,13 @@ class Reason(enum.Enum):
         "A Gloo Platform kind this version of mesh-gitops does not translate yet; it is ignored.",
         "Remove it, or keep it for a later version (see docs/kinds.md for what is supported).",
     )
+    UnknownGlooKind = _Entry(
+        State.INVALID,
+        "A document in a Gloo API group (`*.solo.io`) whose group/kind pair does not exist in "
+        "Gloo Platform 2.x: almost always a typo, which would otherwise drop the object "
+        "silently.",
+        "Fix the apiVersion or kind (the message suggests the closest known one).",
+    )
     UnknownKind = _Entry(
         State.WARNING,
         "A document whose apiVersion is not a Gloo Platform group; it is ignored.",
@@ -207,8 +214,7 @@ class Reason(enum.Enum):
     )
     WorkspaceNotFound = _Entry(
         State.INVALID,
-        "WorkspaceSettings must live in a namespace of a Workspace (or be the `global` "
-        "settings in the config namespace).",
+        "WorkspaceSettings must live in a namespace of a Workspace (or be named `global`).",
         "Move it into a namespace of the workspace it configures.",
     )
     # -- discovery snapshots --------------------------------------------------------------

@@ -32,6 +32,8 @@ class Report:
     #: Clusters where the resource's state is not the same as everywhere else.
     clusters: Mapping[str, State]
     diagnostics: tuple[Diagnostic, ...]
+    #: For policies: the routes or destination ports it applies to (Gloo's numSelected*).
+    selected: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -47,6 +49,8 @@ class Report:
             out["line"] = self.source.line
         if self.workspace:
             out["workspace"] = self.workspace
+        if self.selected is not None:
+            out["selected"] = self.selected
         if self.clusters:
             out["clusters"] = {c: s.name for c, s in sorted(self.clusters.items())}
         if self.diagnostics:
@@ -54,7 +58,7 @@ class Report:
                 {
                     k: v
                     for k, v in d.to_json().items()
-                    if k in ("reason", "message", "field", "cluster", "line")
+                    if k in ("reason", "message", "field", "cluster", "file", "line")
                 }
                 for d in self.diagnostics
             ]
@@ -65,6 +69,7 @@ def build(
     bundle: Bundle,
     workspace_of: Mapping[ObjectRef, str],
     diagnostics: Iterable[Diagnostic],
+    selected: Mapping[ObjectRef, int] | None = None,
 ) -> list[Report]:
     """One report per Gloo resource in the bundle (valid or invalid), sorted by ref."""
     by_ref: dict[ObjectRef, list[Diagnostic]] = defaultdict(list)
@@ -90,7 +95,16 @@ def build(
         fleet_state = max((d.reason.state for d in found if not d.cluster), default=State.ACCEPTED)
         differing = {c: s for c, s in clusters.items() if s != fleet_state}
         reports.append(
-            Report(ref, api_version, source, workspace_of.get(ref), state, differing, tuple(found))
+            Report(
+                ref,
+                api_version,
+                source,
+                workspace_of.get(ref),
+                state,
+                differing,
+                tuple(found),
+                (selected or {}).get(ref),
+            )
         )
     return reports
 

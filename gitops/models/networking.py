@@ -352,7 +352,8 @@ class RouteTableFilter(GlooModel):
     """Which route tables bind to a listener: by host (`[ns/]dnsName`) and selector."""
 
     host: str
-    # Gloo docs: an empty selector matches every table of the workspace, a nil one none.
+    # `host` alone admits every table with a matching host (the spec's Ex 1 writes only
+    # `{host: '*'}`); a selector, when set, must also match the table.
     selector: ObjectSelector | None = None
     allowed_routes: list[RouteFilter] = Field(default_factory=list)
 
@@ -403,7 +404,8 @@ class Listener(GlooModel):
 class VirtualGatewaySpec(GlooModel):
     """Gateway workloads and their listeners (section 3.3)."""
 
-    # No workloads: every gateway workload; a null selector in an entry selects nothing.
+    # No workloads: every ingress gateway (`istio: ingressgateway` pods) the workspace can
+    # see; a null selector in an entry selects nothing.
     workloads: list[WorkloadSelector] = Field(default_factory=list)
     listeners: list[Listener] = Field(min_length=1)
 

@@ -22,7 +22,7 @@ from gitops.bundle import Bundle
 from gitops.diagnostics import Diagnostic
 from gitops.discovery import ClusterInputs
 from gitops.ids import ObjectRef
-from gitops.translate import context, destination_policies, destination_rule
+from gitops.translate import context, destination_policies, destination_rule, unsupported
 from gitops.translate.gateway import Gateways
 from gitops.translate.outputs import ClusterOutputs
 from gitops.translate.virtual_destination import VirtualDestinations
@@ -63,6 +63,11 @@ class Translation:
         return self.ctx.workspace_of
 
     @property
+    def selected(self) -> dict[ObjectRef, int]:
+        """Policies: how many routes or destination ports each one applies to."""
+        return {**self.virtual_services.policies.counts, **self.policies.counts}
+
+    @property
     def frozen(self) -> frozenset[ObjectRef]:
         """Resources whose previous outputs must be kept as they are (FREEZE_CONFIG)."""
         return frozenset(self.virtual_services.frozen)
@@ -93,8 +98,10 @@ def translate(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Translatio
     virtual_services = VirtualServices(ctx, gateways)
     policies = destination_policies.choose(ctx)
     virtual_destinations = VirtualDestinations(ctx, policies)
+    placed = (o for kind in unsupported.NOT_TRANSLATED for o in ctx.of_kind(kind))
     fleet = [
         *ctx.diagnostics,
+        *unsupported.check(placed),
         *gateways.diagnostics,
         *virtual_services.diagnostics,
         *policies.diagnostics,

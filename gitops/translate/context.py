@@ -61,10 +61,14 @@ class Context:
     )
     all_services: tuple[ServiceRef, ...] = ()
     services_in: Mapping[str, tuple[ServiceRef, ...]] = field(default_factory=dict)
+    vds_by_key: Mapping[tuple[str, str], ConfigObject[Any]] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> tuple[ConfigObject[Any], ...]:
         """Valid config objects of a kind that belong to a workspace, sorted by ref."""
         return self.placed.get(kind, ())
+
+    def virtual_destination(self, namespace: str, name: str) -> ConfigObject[Any] | None:
+        return self.vds_by_key.get((namespace, name))
 
     def cluster_domain(self, cluster: str) -> str:
         registered = self.clusters.get(cluster)
@@ -143,7 +147,17 @@ def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
         if obj.kind in _ADMIN_KINDS:
             continue
         if obj.kind == "WorkspaceSettings" and obj.name == workspaces.GLOBAL_SETTINGS:
-            global_settings = obj.spec
+            if global_settings is not None:
+                diagnostics.append(
+                    Diagnostic(
+                        Reason.DuplicateWorkspaceSettings,
+                        "an older `global` WorkspaceSettings exists; this one is ignored",
+                        obj.source,
+                        obj.ref,
+                    )
+                )
+            else:
+                global_settings = obj.spec
             continue
         ws, problem = membership.place(obj)
         if ws is None:
@@ -204,4 +218,5 @@ def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
         services_by_label={k: tuple(v) for k, v in by_label.items()},
         all_services=tuple(every),
         services_in={name: tuple(refs) for name, refs in per_cluster.items()},
+        vds_by_key={(o.namespace, o.name): o for o in placed.get("VirtualDestination", ())},
     )

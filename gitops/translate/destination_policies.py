@@ -44,6 +44,8 @@ class DestinationPolicies:
 
     applied: dict[DestKey, dict[int, dict[str, ConfigObject[Any]]]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: Policy ref -> number of destination ports it applies to (reported as `selected`).
+    counts: dict[ObjectRef, int] = field(default_factory=dict)
 
     def for_port(self, dest: DestKey, port: int) -> Mapping[str, ConfigObject[Any]]:
         return self.applied.get(dest, {}).get(port, {})
@@ -113,6 +115,7 @@ def choose(ctx: Context) -> DestinationPolicies:
                         continue
                     chosen[kind] = policy
                     selected += 1
+            result.counts[policy.ref] = selected
             if conflicted:
                 result.diagnostics.append(
                     Diagnostic(

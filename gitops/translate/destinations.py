@@ -230,7 +230,8 @@ class Resolver:
                 route,
                 j,
                 Reason.DestinationNotInCluster,
-                f"Service {base.what} does not exist in cluster {cluster}",
+                f"Service {base.what} is not in cluster {cluster} (or not visible to the "
+                "route table's workspace there)",
                 cluster,
             )
         subset = None

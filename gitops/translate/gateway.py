@@ -49,8 +49,17 @@ class Instance:
     name: str
 
 
-def host_allowed(pattern: str, host: str) -> bool:
-    """An allowedRouteTables host admits a route-table host (`*` and `*.domain` wildcards)."""
+#: Pod labels of the gateways a VirtualGateway without `workloads` applies to.
+INGRESS_GATEWAY_LABELS = {"istio": "ingressgateway"}
+
+
+def host_allowed(pattern: str, host: str, namespace: str = "") -> bool:
+    """An allowedRouteTables host (`[namespace/]host`, `*` and `*.domain` wildcards) admits
+    a route-table host of a table in `namespace`."""
+    if "/" in pattern:
+        allowed_ns, pattern = pattern.split("/", 1)
+        if allowed_ns not in ("*", namespace):
+            return False
     if pattern in ("*", host):
         return True
     if pattern.startswith("*"):
@@ -87,7 +96,12 @@ class Gateways:
             ws = self.ctx.workspace_of[vg.ref]
             for ref in self.ctx.services_in.get(cluster, ()):
                 service = ref.service
-                if not service.selector or not any(
+                if not service.selector:
+                    continue
+                if not vg.spec.workloads:
+                    if not labels_match(INGRESS_GATEWAY_LABELS, service.selector):
+                        continue
+                elif not any(
                     w.selector is not None
                     and labels_match(w.selector.labels, service.selector)
                     and (w.selector.namespace in (None, service.namespace))
@@ -125,7 +139,7 @@ class Gateways:
         for f in filters:
             if f.selector is not None and not object_match(f.selector, target):
                 continue
-            if any(host_allowed(f.host, h) for h in table.spec.hosts):
+            if any(host_allowed(f.host, h, table.namespace) for h in table.spec.hosts):
                 return None
         return (
             f"no listener of VirtualGateway {vg.namespace}/{vg.name} allows hosts "
@@ -150,7 +164,7 @@ class Gateways:
                 ),
                 "spec": {"selector": dict(service.selector), "servers": servers},
             }
-            out.add(obj, vg.ref, vg.age_key())
+            out.add(obj, vg.ref, vg.age_key(), vg.source)
 
     def _servers(
         self, cluster: str, vg: VirtualGateway, service: Service, i: int, listener: Listener
@@ -162,25 +176,27 @@ class Gateways:
             number = svc_port.target_port
         else:
             number = port_sel.number or (svc_port.port if svc_port else 0)
+            wanted = port_sel.number or port_sel.name
+            where = f"gateway Service {service.namespace}/{service.name}"
             self.diagnostics.append(
                 Diagnostic(
                     Reason.GatewayPortNotFound,
-                    f"gateway Service {service.namespace}/{service.name} has no numeric target "
-                    f"port for listener port {port_sel.number or port_sel.name}; using {number}",
+                    f"{where} has no numeric target port for listener port {wanted}; "
+                    + (f"using {number}" if number else "the listener is skipped"),
                     vg.source,
                     vg.ref,
                     f"spec.listeners[{i}].port",
                     cluster,
                 )
             )
+            if not number:
+                return []
         tls = listener.tls
         passthrough = tls is not None and tls.mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH")
-        if listener.tcp is not None:
-            protocol = "TLS" if tls is not None else "TCP"
-        elif tls is not None:
-            protocol = "TLS" if passthrough else "HTTPS"
-        else:
-            protocol = "HTTP"
+        if listener.http is not None:
+            protocol = "HTTP" if tls is None else ("TLS" if passthrough else "HTTPS")
+        else:  # `tcp`, or neither: a TCP listener (virtual_gateway.proto)
+            protocol = "TCP" if tls is None else "TLS"
         hosts = sorted({f.host for f in listener.allowed_route_tables}) or ["*"]
         base: dict[str, Any] = {}
         if tls is not None:
@@ -194,7 +210,7 @@ class Gateways:
                     **base,
                     "hosts": [host],
                     "port": {
-                        "name": f"{proto}-{number}-{names.sanitize(host)}",
+                        "name": f"{proto}-{number}-{names.sanitize(host.split('/')[-1])}",
                         "number": number,
                         "protocol": protocol,
                     },

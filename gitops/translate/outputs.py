@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops.diagnostics import Diagnostic
+from gitops.diagnostics import Diagnostic, Source
 from gitops.ids import ObjectRef
 from gitops.reasons import Reason
 
@@ -77,6 +77,7 @@ class _Entry:
     obj: dict[str, Any]
     owner: ObjectRef
     age: tuple[Any, ...]
+    source: Source | None = None
 
 
 @dataclass
@@ -86,6 +87,10 @@ class ClusterOutputs:
     cluster: str
     entries: dict[tuple[str, str, str], _Entry] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: Owners that lost a conflict here: all their outputs in this cluster are withdrawn,
+    #: since half of a resource's outputs (a DestinationRule without its ServiceEntry) is
+    #: worse than none.
+    losers: set[ObjectRef] = field(default_factory=set)
     _labels: dict[tuple[Any, ...], dict[str, str]] = field(default_factory=dict)
     _annotations: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict)
 
@@ -135,27 +140,34 @@ class ClusterOutputs:
             notes = {**annotations, **notes}
         return {"annotations": notes, "labels": labels, "name": name, "namespace": namespace}
 
-    def add(self, obj: dict[str, Any], owner: ObjectRef, age: tuple[Any, ...]) -> bool:
+    def add(
+        self,
+        obj: dict[str, Any],
+        owner: ObjectRef,
+        age: tuple[Any, ...],
+        source: Source | None = None,
+    ) -> bool:
         """Add an object; False (and an `OutputConflict`) if an older owner has it."""
         meta = obj["metadata"]
         key = (obj["kind"], meta["namespace"], meta["name"])
+        new = _Entry(obj, owner, age, source)
         held = self.entries.get(key)
         if held is not None and held.owner != owner:
-            winner, loser = (held, _Entry(obj, owner, age))
-            if age < held.age:
-                winner, loser = loser, held
-                self.entries[key] = winner
+            winner, loser = (new, held) if age < held.age else (held, new)
+            self.entries[key] = winner
+            self.losers.add(loser.owner)
             self.diagnostics.append(
                 Diagnostic(
                     Reason.OutputConflict,
                     f"{key[0]} {key[1]}/{key[2]} is also produced by {winner.owner}, which is "
-                    "older; this one is not applied",
-                    obj=loser.owner,
+                    "older; this resource's outputs in this cluster are not applied",
+                    loser.source,
+                    loser.owner,
                     cluster=self.cluster,
                 )
             )
-            return winner.owner == owner
-        self.entries[key] = _Entry(obj, owner, age)
+            return winner is new
+        self.entries[key] = new
         return True
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -167,6 +179,8 @@ class ClusterOutputs:
         out: list[dict[str, Any]] = []
         for key in sorted(self.entries, key=lambda k: (KIND_ORDER.get(k[0], 99), k[1], k[2])):
             entry = self.entries[key]
+            if entry.owner in self.losers:
+                continue
             if key[0] in _GROWING:
                 size = len(json.dumps(entry.obj, separators=(",", ":")).encode())
                 if size > MAX_OBJECT_BYTES:
@@ -175,7 +189,8 @@ class ClusterOutputs:
                             Reason.ObjectTooLarge,
                             f"{key[0]} {key[1]}/{key[2]} would be {size:,} bytes "
                             f"(limit {MAX_OBJECT_BYTES:,}); not emitted",
-                            obj=entry.owner,
+                            entry.source,
+                            entry.owner,
                             cluster=self.cluster,
                         )
                     )

@@ -45,6 +45,9 @@ class RoutePolicies:
     """Policies chosen per route: `applied[route key][kind] = policy`."""
 
     applied: dict[RouteKey, dict[str, ConfigObject[Any]]] = field(default_factory=dict)
+    #: For a HeaderManipulationPolicy chosen through `applyToRouteDestinations`: the indexes
+    #: of the route's destinations it applies to.
+    header_destinations: dict[RouteKey, frozenset[int]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: Policy ref -> number of routes it applies to (reported as `selected`).
     counts: dict[ObjectRef, int] = field(default_factory=dict)
@@ -61,12 +64,12 @@ def _port_match(selector: PortSelector | None, number: int | None, name: str | N
     return selector.name == name
 
 
-def destination_selected(ctx: Context, selector: DestinationSelector, route: FlatRoute) -> bool:
-    """Does a DestinationSelector select one of the route's forwardTo destinations?"""
-    forward = route.route.forward_to
-    if forward is None:
-        return False
-    for dest in forward.destinations:
+def selected_destinations(
+    ctx: Context, selector: DestinationSelector, route: FlatRoute
+) -> set[int]:
+    """Indexes of the route's forwardTo destinations that a DestinationSelector selects."""
+    found: set[int] = set()
+    for j, dest in enumerate(route.destinations):
         if dest.kind != selector.kind:
             continue
         namespace = dest.ref.namespace or route.table.namespace
@@ -79,14 +82,7 @@ def destination_selected(ctx: Context, selector: DestinationSelector, route: Fla
                 labels, workspace = refs[0].service.labels, refs[0].workspace
                 cluster = cluster or refs[0].cluster
         else:
-            vd = next(
-                (
-                    o
-                    for o in ctx.of_kind("VirtualDestination")
-                    if o.name == dest.ref.name and o.namespace == namespace
-                ),
-                None,
-            )
+            vd = ctx.virtual_destination(namespace, dest.ref.name)
             if vd is not None:
                 labels, workspace = vd.labels, ctx.workspace_of.get(vd.ref)
                 cluster = cluster or vd.cluster
@@ -95,8 +91,8 @@ def destination_selected(ctx: Context, selector: DestinationSelector, route: Fla
         if object_match(selector.selector, target) and _port_match(
             selector.port, port.number if port else None, port.name if port else None
         ):
-            return True
-    return False
+            found.add(j)
+    return found
 
 
 def route_selected(
@@ -120,7 +116,7 @@ def route_selected(
                 )
             ):
                 return True
-        elif s.with_destinations is not None and destination_selected(
+        elif s.with_destinations is not None and selected_destinations(
             ctx, s.with_destinations, route
         ):
             return True
@@ -137,7 +133,9 @@ def choose(ctx: Context, routes: Iterable[FlatRoute]) -> RoutePolicies:
             continue
         seen.add(route.key)
         ws = ctx.workspace_of.get(route.table.ref)
-        if ws is not None:
+        # Route policies shape forwarded traffic; redirects and direct responses take none
+        # (Istio refuses e.g. `fault` next to `redirect`).
+        if ws is not None and route.route.forward_to is not None:
             by_workspace[ws].append(route)
     for kind in ROUTE_POLICY_KINDS:
         for policy in sorted(ctx.of_kind(kind), key=ConfigObject.age_key):
@@ -147,19 +145,21 @@ def choose(ctx: Context, routes: Iterable[FlatRoute]) -> RoutePolicies:
                 for r in by_workspace.get(ws, ())
                 if route_selected(ctx, policy.spec.apply_to_routes, r, ws)
             ]
+            on_destinations: dict[RouteKey, frozenset[int]] = {}
             if kind == "HeaderManipulationPolicy" and policy.spec.apply_to_route_destinations:
-                selected = [
-                    r
-                    for r in by_workspace.get(ws, ())
-                    if any(
-                        (
-                            sel.route is None
-                            or route_selected(ctx, [RouteSelector(route=sel.route)], r, ws)
-                        )
-                        and any(destination_selected(ctx, d, r) for d in sel.on_destinations)
-                        for sel in policy.spec.apply_to_route_destinations
-                    )
-                ]
+                selected = []
+                for r in by_workspace.get(ws, ()):
+                    indexes: set[int] = set()
+                    for sel in policy.spec.apply_to_route_destinations:
+                        if sel.route is not None and not route_selected(
+                            ctx, [RouteSelector(route=sel.route)], r, ws
+                        ):
+                            continue
+                        for d in sel.on_destinations:
+                            indexes |= selected_destinations(ctx, d, r)
+                    if indexes:
+                        selected.append(r)
+                        on_destinations[r.key] = frozenset(indexes)
             applied = 0
             conflicted = False
             for route in selected:
@@ -168,6 +168,8 @@ def choose(ctx: Context, routes: Iterable[FlatRoute]) -> RoutePolicies:
                     conflicted = True
                     continue
                 chosen[kind] = policy
+                if route.key in on_destinations:
+                    result.header_destinations[route.key] = on_destinations[route.key]
                 applied += 1
             result.counts[policy.ref] = applied
             if conflicted:
@@ -193,8 +195,16 @@ def choose(ctx: Context, routes: Iterable[FlatRoute]) -> RoutePolicies:
     return result
 
 
-def decorate(route: dict[str, Any], policies: Mapping[str, ConfigObject[Any]]) -> None:
-    """Add the chosen policies' fields to an Istio HTTPRoute dict (in place, while building)."""
+def decorate(
+    route: dict[str, Any],
+    policies: Mapping[str, ConfigObject[Any]],
+    header_destinations: frozenset[int] | None = None,
+) -> None:
+    """Add the chosen policies' fields to an Istio HTTPRoute dict (in place, while building).
+
+    `header_destinations`: with `applyToRouteDestinations`, the destinations (by index) that
+    get the headers; otherwise the headers go on the route.
+    """
     retry = policies.get("RetryTimeoutPolicy")
     if retry is not None:
         spec: RetryTimeoutPolicySpec = retry.spec
@@ -231,10 +241,13 @@ def decorate(route: dict[str, Any], policies: Mapping[str, ConfigObject[Any]]) -
     if headers is not None:
         hspec: HeaderManipulationPolicySpec = headers.spec
         block = header_block(hspec)
-        if hspec.apply_to_route_destinations:
-            for destination in route.get("route", ()):
-                destination["headers"] = block
-        elif block:
+        if not block:
+            pass
+        elif header_destinations is not None:
+            for j, destination in enumerate(route.get("route", ())):
+                if j in header_destinations:
+                    destination["headers"] = block
+        else:
             route["headers"] = block
 
 

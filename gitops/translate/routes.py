@@ -25,7 +25,7 @@ from typing import Any
 from gitops.bundle import ConfigObject
 from gitops.diagnostics import Diagnostic
 from gitops.ids import ObjectRef
-from gitops.models.common import HTTPRequestMatcher
+from gitops.models.common import DestinationReference, HTTPRequestMatcher
 from gitops.models.networking import HTTPRoute, RouteTableSpec
 from gitops.reasons import Reason
 from gitops.selectors import object_match
@@ -55,6 +55,17 @@ class FlatRoute:
     @property
     def field(self) -> str:
         return f"spec.http[{self.index}]"
+
+    @property
+    def destinations(self) -> list[DestinationReference]:
+        """forwardTo destinations; an empty list means the table's `defaultDestination`."""
+        forward = self.route.forward_to
+        if forward is None:
+            return []
+        if forward.destinations:
+            return list(forward.destinations)
+        default = self.table.spec.default_destination
+        return [default] if default is not None else []
 
 
 class _Conflict(Exception):

@@ -85,7 +85,41 @@ class VirtualDestinations:
         self.policies = policies
         self.diagnostics: list[Diagnostic] = []
         self._remotes: dict[str, Remote | None] = {}
-        self.plans = [p for vd in ctx.of_kind("VirtualDestination") if (p := self._plan(vd))]
+        plans = [p for vd in ctx.of_kind("VirtualDestination") if (p := self._plan(vd))]
+        self.plans = self._unique_hosts(plans)
+
+    def _unique_hosts(self, plans: list[_Plan]) -> list[_Plan]:
+        """One VirtualDestination per host for any workspace that sees it: the oldest wins."""
+        claimed: dict[str, list[_Plan]] = defaultdict(list)
+        kept: list[_Plan] = []
+        for plan in sorted(plans, key=lambda p: p.vd.age_key()):
+            clash = next(
+                (
+                    (host, other)
+                    for host in plan.vd.spec.hosts
+                    for other in claimed[host]
+                    if set(other.viewers) & set(plan.viewers)
+                ),
+                None,
+            )
+            if clash is not None:
+                host, other = clash
+                self.diagnostics.append(
+                    Diagnostic(
+                        Reason.OutputConflict,
+                        f"host {host} is already served by VirtualDestination "
+                        f"{other.vd.namespace}/{other.vd.name}, which is older; this one is "
+                        "not applied",
+                        plan.vd.source,
+                        plan.vd.ref,
+                        "spec.hosts",
+                    )
+                )
+                continue
+            for host in plan.vd.spec.hosts:
+                claimed[host].append(plan)
+            kept.append(plan)
+        return sorted(kept, key=lambda p: p.vd.ref)
 
     def _remote(self, cluster: str) -> Remote | None:
         if cluster not in self._remotes:
@@ -247,6 +281,7 @@ class VirtualDestinations:
                     },
                     vd.ref,
                     vd.age_key(),
+                    vd.source,
                 )
         elif remotes:
             entry["endpoints"] = [
@@ -261,6 +296,7 @@ class VirtualDestinations:
             {"apiVersion": NETWORKING, "kind": "ServiceEntry", "metadata": meta, "spec": entry},
             vd.ref,
             vd.age_key(),
+            vd.source,
         )
         for host in vd.spec.hosts:
             settings = []
@@ -284,6 +320,7 @@ class VirtualDestinations:
                 },
                 vd.ref,
                 vd.age_key(),
+                vd.source,
             )
 
 

@@ -85,7 +85,6 @@ class VirtualServices:
         for table in ctx.of_kind("RouteTable"):
             if table.spec.hosts:
                 self.roots.append((table, flattener.flatten(table)))
-            self._unsupported(table)
         self.diagnostics.extend(flattener.diagnostics)
         every = [r for _, flat in self.roots for r in flat]
         self.policies: RoutePolicies = route_policies.choose(ctx, every)
@@ -112,45 +111,10 @@ class VirtualServices:
         for fr in flat:
             if fr.replaced is not None:
                 return True
-            forward = fr.route.forward_to
-            for j, dest in enumerate(forward.destinations if forward else ()):
+            for j, dest in enumerate(fr.destinations):
                 if self.resolver.base(fr, j, dest).problem is not None:
                     return True
         return False
-
-    def _unsupported(self, table: Table) -> None:
-        for what, items in (("tcp", table.spec.tcp), ("tls", table.spec.tls)):
-            if items:
-                self._diag(
-                    Diagnostic(
-                        Reason.UnsupportedField,
-                        f"{what} routes are not translated by this version; ignored",
-                        table.source,
-                        table.ref,
-                        f"spec.{what}",
-                    )
-                )
-        for i, route in enumerate(table.spec.http):
-            if route.graphql is not None:
-                self._diag(
-                    Diagnostic(
-                        Reason.UnsupportedField,
-                        "graphql routes are not translated; the route is dropped",
-                        table.source,
-                        table.ref,
-                        f"spec.http[{i}].graphql",
-                    )
-                )
-            if route.forward_to is not None and route.forward_to.auto_host_rewrite:
-                self._diag(
-                    Diagnostic(
-                        Reason.UnsupportedField,
-                        "autoHostRewrite has no Istio equivalent; ignored",
-                        table.source,
-                        table.ref,
-                        f"spec.http[{i}].forwardTo.autoHostRewrite",
-                    )
-                )
 
     def _diag(self, d: Diagnostic) -> None:
         key = (d.reason, d.obj, d.field, d.cluster, d.message)
@@ -220,9 +184,7 @@ class VirtualServices:
                 out["directResponse"]["body"] = {"string": d.body}
         elif route.forward_to is not None:
             forward = route.forward_to
-            dests = forward.destinations or (
-                [flat.table.spec.default_destination] if flat.table.spec.default_destination else []
-            )
+            dests = flat.destinations
             weights = forward.effective_weights() if forward.destinations else [100]
             targets = []
             for j, dest in enumerate(dests):
@@ -253,7 +215,7 @@ class VirtualServices:
                 rewrite["authority"] = forward.host_rewrite
             if rewrite:
                 out["rewrite"] = rewrite
-        route_policies.decorate(out, policies)
+        route_policies.decorate(out, policies, self.policies.header_destinations.get(flat.key))
         return out
 
     def _http(
@@ -296,10 +258,7 @@ class VirtualServices:
         domain); the cluster's name when something is cluster-specific (a destination pinned
         to another cluster, or a Service missing here), so its warnings are reported."""
         for fr in flat:
-            forward = fr.route.forward_to
-            if forward is None:
-                continue
-            for j, dest in enumerate(forward.destinations):
+            for j, dest in enumerate(fr.destinations):
                 base = self.resolver.base(fr, j, dest)
                 if (
                     base.kind == "SERVICE"
@@ -364,12 +323,18 @@ class VirtualServices:
                     }
                 )
             ) or ((),)
+            consumers = [
+                (consumer, ns)
+                for consumer in ctx.visibility.viewers(ws, "ROUTE_TABLE", ctx.target(table))
+                for ns in ctx.membership.namespaces_in(consumer, cluster)
+            ]
+            if not consumers:
+                continue  # nothing in this cluster sees the table: no output, no warnings
             built = self._http(table, flat, cluster, clients)
-            for consumer in ctx.visibility.viewers(ws, "ROUTE_TABLE", ctx.target(table)):
-                for ns in ctx.membership.namespaces_in(consumer, cluster):
-                    self._emit(
-                        out, table, parent, ns, consumer, ws, built, annotations, ["mesh"], subsets
-                    )
+            for consumer, ns in consumers:
+                self._emit(
+                    out, table, parent, ns, consumer, ws, built, annotations, ["mesh"], subsets
+                )
 
     def _emit(
         self,
@@ -402,7 +367,7 @@ class VirtualServices:
                 "http": built.http,
             },
         }
-        if not out.add(obj, table.ref, table.age_key()):
+        if not out.add(obj, table.ref, table.age_key(), table.source):
             return
         for service, host, subset, labels in built.subsets:
             key = (namespace, host)
