@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -109,7 +109,8 @@ class _Resolver:
                     raise _Refused(Reason.SymlinkBroken, f"{candidate} is a file, not a directory")
                 return candidate, entry
             if candidate not in self.dirs:
-                raise _Refused(Reason.SymlinkBroken, f"{candidate} does not exist")
+                why = "is hidden (never read)" if is_hidden(candidate) else "does not exist"
+                raise _Refused(Reason.SymlinkBroken, f"{candidate} {why}")
             done.append(part)
         return "/".join(done), None
 
@@ -120,13 +121,22 @@ class _Resolver:
                 yield path
 
 
-def expand(tree: Tree, diagnostics: list[Diagnostic]) -> dict[str, Entry]:
-    """Logical path -> entry, with every link replaced by what it points to."""
+def expand(
+    tree: Tree, diagnostics: list[Diagnostic], wanted: Callable[[str], bool] | None = None
+) -> dict[str, Entry]:
+    """Logical path -> entry, with every link replaced by what it points to.
+
+    Problems are reported only for paths `wanted` accepts (default: all), so a path the
+    user excluded in gitops.yaml cannot fail a load. Entries are walked in sorted order:
+    the same tree always gives the same diagnostics in the same order.
+    """
+    report = wanted or (lambda _: True)
     safe: dict[str, Entry] = {}
-    for path, entry in tree.entries.items():
+    for path, entry in sorted(tree.entries.items()):
         problem = unsafe_path_problem(path)
         if problem:
-            diagnostics.append(Diagnostic(Reason.UnsafePath, problem, Source(path)))
+            if report(path):
+                diagnostics.append(Diagnostic(Reason.UnsafePath, problem, Source(path)))
         elif not is_hidden(path):
             safe[path] = entry
     resolver = _Resolver(safe)
@@ -140,11 +150,11 @@ def expand(tree: Tree, diagnostics: list[Diagnostic]) -> dict[str, Entry]:
         except _Refused as exc:
             # Links that are not YAML by name and do not resolve cannot hide config;
             # escaping links are always reported, whatever their name.
-            if is_yaml(path) or exc.reason is not Reason.SymlinkBroken:
+            if report(path) and (is_yaml(path) or exc.reason is not Reason.SymlinkBroken):
                 diagnostics.append(Diagnostic(exc.reason, exc.message, Source(path)))
             continue
         if target is not None:
-            if is_yaml(path) and isinstance(target, Other):
+            if is_yaml(path) and isinstance(target, Other) and report(path):
                 diagnostics.append(
                     Diagnostic(
                         Reason.SymlinkTargetNotYaml,
@@ -157,6 +167,8 @@ def expand(tree: Tree, diagnostics: list[Diagnostic]) -> dict[str, Entry]:
             continue
         # A link to a directory: its files appear under the link's path too.
         if physical == "" or path.startswith(physical + "/"):
+            if not report(path):
+                continue
             diagnostics.append(
                 Diagnostic(
                     Reason.SymlinkLoop,
@@ -172,7 +184,8 @@ def expand(tree: Tree, diagnostics: list[Diagnostic]) -> dict[str, Entry]:
                 try:
                     _, inner_entry_resolved = resolver.resolve(inner)
                 except _Refused as exc:
-                    if is_yaml(logical) or exc.reason is not Reason.SymlinkBroken:
+                    relevant = is_yaml(logical) or exc.reason is not Reason.SymlinkBroken
+                    if relevant and report(logical):
                         diagnostics.append(Diagnostic(exc.reason, exc.message, Source(logical)))
                     continue
                 if inner_entry_resolved is None:
@@ -224,13 +237,24 @@ def matches(path: str, patterns: tuple[str, ...]) -> bool:
 
 def split(tree: Tree, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> RepoFiles:
     """Sort a tree's files into config and Helm values (`gitops.yaml` is read first,
-    by `settings_bytes`, because it decides the narrowing).
+    by `settings_entry`, because it decides the narrowing).
 
     `include`/`exclude` are the validated globs of gitops.yaml (empty include =
     everything). Returns the readable files plus diagnostics for everything refused.
     """
+
+    def wanted(path: str) -> bool:
+        if path == SETTINGS_FILE:
+            return False  # read and reported by settings_entry
+        if path.startswith(HELM_DIR):
+            return True
+        inside = path + "/-"  # a folder link is excluded when what is under it is
+        if include and not (matches(path, include) or matches(inside, include)):
+            return False
+        return not (exclude and (matches(path, exclude) or matches(inside, exclude)))
+
     diagnostics: list[Diagnostic] = []
-    expanded = expand(tree, diagnostics)
+    expanded = expand(tree, diagnostics, wanted)
     config: dict[str, bytes] = {}
     helm: dict[str, bytes] = {}
     unreadable: set[str] = set()
@@ -263,12 +287,23 @@ def split(tree: Tree, include: tuple[str, ...] = (), exclude: tuple[str, ...] = 
     return RepoFiles(config, helm, tuple(diagnostics), frozenset(unreadable))
 
 
-def settings_bytes(tree: Tree) -> bytes | None:
-    """The content of `gitops.yaml` at the root (links inside the repo followed)."""
+def settings_entry(tree: Tree) -> tuple[bytes | None, Diagnostic | None]:
+    """The content of `gitops.yaml` at the root (links inside the repo followed), or why
+    it cannot be read. (None, None) when there is no gitops.yaml."""
     entry = tree.entries.get(SETTINGS_FILE)
+    where = Source(SETTINGS_FILE)
     if isinstance(entry, Link):
         try:
-            _, entry = _Resolver(tree.entries).resolve(SETTINGS_FILE)
-        except _Refused:
-            return None  # split() reports the broken link
-    return entry if isinstance(entry, bytes) else None
+            physical, entry = _Resolver(tree.entries).resolve(SETTINGS_FILE)
+        except _Refused as exc:
+            return None, Diagnostic(exc.reason, exc.message, where)
+        if entry is None or isinstance(entry, Other):
+            what = "a directory" if entry is None else "not a YAML file"
+            return None, Diagnostic(
+                Reason.SymlinkTargetNotYaml, f"{SETTINGS_FILE} -> {physical}, {what}", where
+            )
+    if isinstance(entry, Oversize):
+        return None, Diagnostic(
+            Reason.FileTooLarge, f"{entry.size:,} bytes (the cap is {MAX_FILE_BYTES:,})", where
+        )
+    return (entry if isinstance(entry, bytes) else None), None

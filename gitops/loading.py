@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic
@@ -64,15 +65,32 @@ class _Settings(pydantic.BaseModel):
     exclude: list[str] = []
 
 
-def _settings(data: bytes | None) -> tuple[tuple[str, ...], tuple[str, ...], list[Diagnostic]]:
+def _single_document(path: str, data: bytes, reason: Reason) -> tuple[Any, list[Diagnostic]]:
+    """The one document of a settings or values file, or why it cannot be used."""
+    parsed = parsing.parse(path, data)
+    problems = [*parsed.diagnostics, *(p for d in parsed.documents for p in d.problems)]
+    if len(parsed.documents) > 1:
+        second = parsed.documents[1]
+        problems.append(
+            Diagnostic(reason, "must hold a single YAML document", Source(path, second.line))
+        )
+    if problems:
+        return None, problems
+    return (parsed.documents[0].data if parsed.documents else None), []
+
+
+def _settings(
+    data: bytes | None, unreadable: Diagnostic | None
+) -> tuple[tuple[str, ...], tuple[str, ...], list[Diagnostic]]:
+    """`paths`/`exclude` of gitops.yaml. Anything wrong with the file reads nothing: an
+    unreadable gitops.yaml must not widen what is read (`_NOTHING`; helm/ is still read)."""
+    if unreadable is not None:
+        return _NOTHING, (), [unreadable]
     if data is None:
         return (), (), []
-    parsed = parsing.parse(layout.SETTINGS_FILE, data)
-    if parsed.broken:
-        # An unreadable gitops.yaml must not widen what is read: read nothing but helm/.
-        return _NOTHING, (), [*parsed.diagnostics]
-    doc = parsed.documents[0].data if parsed.documents else {}
-    problems: list[Diagnostic] = []
+    doc, problems = _single_document(layout.SETTINGS_FILE, data, Reason.InvalidGitopsConfig)
+    if problems:
+        return _NOTHING, (), problems
     try:
         settings = _Settings.model_validate(doc if doc is not None else {})
     except pydantic.ValidationError as exc:
@@ -113,18 +131,51 @@ def _message(err: Any) -> str:
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def _helm(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> tuple[HelmValues, str]:
+@dataclass
+class _Helm:
+    values: HelmValues
+    config_cluster: str
+    #: helm/ files that could not be used.
+    unreadable: set[str]
+    #: False when the management plane's values could not be read: the config cluster's
+    #: name (and so every placement) is then unknown.
+    complete: bool
+
+
+def _helm(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> _Helm:
     mgmt: dict[str, Any] = {}
+    mgmt_path = ""
     data_plane: dict[str, dict[str, Any]] = {}
+    unreadable: set[str] = set()
+    complete = True
+    mgmt_files = [
+        p
+        for p in files
+        if p in (f"{layout.HELM_DIR}mgmt-plane.yaml", f"{layout.HELM_DIR}mgmt-plane.yml")
+    ]
+    if len(mgmt_files) > 1:
+        for path in sorted(mgmt_files):
+            diagnostics.append(
+                Diagnostic(
+                    Reason.InvalidHelmValues,
+                    "both helm/mgmt-plane.yaml and helm/mgmt-plane.yml exist; neither is used",
+                    Source(path),
+                )
+            )
+        unreadable.update(mgmt_files)
+        complete = False
     for path, data in sorted(files.items()):
         rel = path[len(layout.HELM_DIR) :]
-        if rel in ("mgmt-plane.yaml", "mgmt-plane.yml"):
-            target: str | None = ""
+        if path in mgmt_files:
+            if len(mgmt_files) > 1:
+                continue
+            target = ""
         elif rel.startswith("data-plane/") and rel.count("/") == 1:
             target = rel.split("/", 1)[1].rsplit(".", 1)[0]
             problem = names.cluster_name_problem(target)
             if problem:
                 diagnostics.append(Diagnostic(Reason.InvalidClusterName, problem, Source(path)))
+                unreadable.add(path)
                 continue
         else:
             diagnostics.append(
@@ -135,36 +186,37 @@ def _helm(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> tuple[HelmV
                 )
             )
             continue
-        parsed = parsing.parse(path, data)
-        diagnostics.extend(parsed.diagnostics)
-        for doc in parsed.documents:
-            diagnostics.extend(doc.problems)
-        if parsed.broken or not parsed.documents:
-            continue
-        values = parsed.documents[0].data
-        if not isinstance(values, dict):
-            diagnostics.append(
+        values, problems = _single_document(path, data, Reason.InvalidHelmValues)
+        if not problems and values is not None and not isinstance(values, dict):
+            problems = [
                 Diagnostic(Reason.InvalidHelmValues, "values must be a mapping", Source(path, 1))
-            )
+            ]
+        if problems:
+            diagnostics.extend(problems)
+            unreadable.add(path)
+            complete = complete and bool(target)
             continue
         if target:
-            data_plane[target] = values
+            data_plane[target] = values or {}
         else:
-            mgmt = values
+            mgmt, mgmt_path = values or {}, path
     cluster = DEFAULT_CONFIG_CLUSTER
     common = mgmt.get("common", {})
     configured = common.get("cluster") if isinstance(common, dict) else None
     if configured is not None:
-        source = Source(f"{layout.HELM_DIR}mgmt-plane.yaml")
+        line = parsing.locate(files[mgmt_path], 0, ["common", "cluster"])
+        source = Source(mgmt_path, line)
         if not isinstance(configured, str):
             diagnostics.append(
                 Diagnostic(Reason.InvalidHelmValues, "common.cluster must be a string", source)
             )
+            complete = False
         elif problem := names.cluster_name_problem(configured):
             diagnostics.append(Diagnostic(Reason.InvalidClusterName, problem, source))
+            complete = False
         else:
             cluster = configured
-    return HelmValues(mgmt, data_plane), cluster
+    return _Helm(HelmValues(mgmt, data_plane), cluster, unreadable, complete)
 
 
 def _unknown_gloo(group: str, kind: str) -> str:
@@ -227,6 +279,11 @@ class _DocumentLoader:
             self._report(Reason.MissingName, "metadata.name is missing", source, None)
             return
         assert label is not None
+        if doc.problems:
+            # A duplicated key may be the kind or name itself: nothing here can be trusted.
+            for problem in doc.problems:
+                self._report(problem.reason, problem.message, problem.source or source, label)
+            return
         group, _, version = api_version.rpartition("/")
         if not models.is_gloo_group(group):
             self._report(
@@ -250,10 +307,6 @@ class _DocumentLoader:
             self._report(Reason.UnsupportedKind, what, source, label)
             return
         self.seen[label].append(source)
-        if doc.problems:
-            for problem in doc.problems:
-                self._report(problem.reason, problem.message, problem.source or source, label)
-            return
         self._validate(path, doc, data, group, version, label, model)
 
     def _schema_errors(
@@ -339,12 +392,12 @@ class _DocumentLoader:
 
 def load(tree: Tree) -> Bundle:
     """Load a config repository. Never raises for anything the repository contains."""
-    include, exclude, diagnostics = _settings(layout.settings_bytes(tree))
+    include, exclude, diagnostics = _settings(*layout.settings_entry(tree))
     files = layout.split(tree, include, exclude)
     diagnostics.extend(files.diagnostics)
-    helm, config_cluster = _helm(dict(files.helm), diagnostics)
-    loader = _DocumentLoader(config_cluster, dict(files.config))
-    unreadable = set(files.unreadable)
+    helm = _helm(dict(files.helm), diagnostics)
+    loader = _DocumentLoader(helm.config_cluster, dict(files.config))
+    unreadable = set(files.unreadable) | helm.unreadable
     for path, data in files.config.items():
         parsed = parsing.parse(path, data)
         if parsed.broken:
@@ -356,13 +409,13 @@ def load(tree: Tree) -> Bundle:
     diagnostics.extend(loader.diagnostics)
     return Bundle(
         revision=tree.revision,
-        config_cluster=config_cluster,
+        config_cluster=helm.config_cluster,
         objects=tuple(loader.objects),
         diagnostics=tuple(diagnostics),
-        helm=helm,
+        helm=helm.values,
         invalid=frozenset(loader.invalid),
         unreadable_files=frozenset(unreadable),
         files=dict(files.config),
-        complete=include != _NOTHING,
+        complete=include != _NOTHING and helm.complete,
         by_ref={o.ref: o for o in loader.objects},
     )

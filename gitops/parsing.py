@@ -33,17 +33,29 @@ from gitops.reasons import Reason
 
 #: A document whose aliases expand to more nodes than this is refused (billion laughs).
 MAX_ALIAS_EXPANSION = 100_000
-#: Deeper nesting is refused: PyYAML's C composer recurses per level and overflows the C
-#: stack (a segfault, not an exception) somewhere past 20,000 levels.
+#: Deeper nesting is refused. Beyond our own limit, PyYAML's C composer recurses per level
+#: and overflows the C stack (a segfault, not an exception) somewhere past 20,000 levels.
 MAX_DEPTH = 1000
 
-_DASH_RUN = re.compile(r"(?:-[ \t]+){256,}")
 _BRACKET = re.compile(r"[\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_Y = "tag:yaml.org,2002:"
+#: Config is plain data: these tags only (no !!binary, !!set, !!python/..., custom tags).
+_ALLOWED_TAGS = frozenset(
+    _Y + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge", "timestamp")
+)
+#: What explicit tags with bad values raise inside PyYAML's constructors.
+_CONSTRUCT_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
-class _AliasBomb(Exception):
-    pass
+class _Refused(Exception):
+    """Content that must not be loaded; carries the reason and the line of the node."""
+
+    def __init__(self, reason: Reason, message: str, line: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.line = line
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +86,19 @@ class ParsedFile:
 def _resolvers_without_timestamps() -> dict[Any, list[tuple[str, Any]]]:
     table: dict[Any, list[tuple[str, Any]]] = {}
     for first, entries in yaml.CSafeLoader.yaml_implicit_resolvers.items():
-        kept = [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:timestamp"]
+        kept = [(tag, rx) for tag, rx in entries if tag != _Y + "timestamp"]
         if kept:
             table[first] = kept
     return table
 
 
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1 if node.start_mark is not None else 0
+
+
 class _Loader(yaml.CSafeLoader):
-    """libyaml parser + safe constructor, recording document lines and duplicate keys."""
+    """libyaml parser + safe constructor, recording document lines and duplicate keys,
+    refusing non-data tags, and turning constructor crashes into `_Refused`."""
 
     yaml_implicit_resolvers = _resolvers_without_timestamps()
 
@@ -91,19 +108,55 @@ class _Loader(yaml.CSafeLoader):
         self.duplicates: list[tuple[int, str]] = []
 
     def construct_document(self, node: Node) -> Any:
-        self.doc_line = node.start_mark.line + 1
+        self.doc_line = _line(node)
         self.duplicates = []
         return super().construct_document(node)
 
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        if node.tag not in _ALLOWED_TAGS:
+            raise _Refused(
+                Reason.YamlSyntaxError,
+                f"tag {node.tag} is not allowed: config files hold plain data",
+                _line(node),
+            )
+        try:
+            return super().construct_object(node, deep=deep)
+        except _CONSTRUCT_ERRORS as exc:
+            raise _Refused(
+                Reason.YamlSyntaxError,
+                f"cannot read the {node.tag.removeprefix(_Y)} value: {exc or type(exc).__name__}",
+                _line(node),
+            ) from None
+
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[tuple[str, str]] = set()
+        seen: dict[tuple[str, str], int] = {}
         for key_node, _ in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            if isinstance(key_node, ScalarNode) and key_node.tag != _Y + "merge":
                 key = (key_node.tag, key_node.value)
                 if key in seen:
-                    self.duplicates.append((key_node.start_mark.line + 1, key_node.value))
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+                    self.duplicates.append((_line(key_node), key_node.value))
+                seen[key] = _line(key_node)
+        mapping = super().construct_mapping(node, deep=deep)
+        if len(mapping) < len(seen):
+            # Different spellings of one key (`true:` and `yes:`, `1:` and `0x1:`): merged
+            # keys only add entries, so fewer entries than distinct keys means a collapse.
+            values: set[Any] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, ScalarNode) and key_node.tag != _Y + "merge":
+                    value = self.construct_object(key_node)
+                    if value in values:
+                        self.duplicates.append((_line(key_node), key_node.value))
+                        break
+                    values.add(value)
+        return mapping
+
+
+def _timestamp_as_text(loader: yaml.SafeLoader, node: Node) -> Any:
+    # Kubernetes reads YAML through JSON: timestamps are strings, even when tagged.
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_constructor(_Y + "timestamp", _timestamp_as_text)
 
 
 class _AliasCountingLoader(_Loader):
@@ -125,7 +178,11 @@ class _AliasCountingLoader(_Loader):
         known = self._sizes.get(id(node))
         if known is not None:
             if known < 0:
-                raise _AliasBomb("an alias refers to a node that contains it (a cycle)")
+                raise _Refused(
+                    Reason.YamlAliasBomb,
+                    "an alias refers to a node that contains it (a cycle)",
+                    _line(node),
+                )
             return known
         self._sizes[id(node)] = -1
         total = 1
@@ -137,11 +194,28 @@ class _AliasCountingLoader(_Loader):
         self._sizes[id(node)] = total
         return total
 
+    def _spend(self, node: Node) -> None:
+        self._expanded += self._size(node)
+        if self._expanded > MAX_ALIAS_EXPANSION:
+            raise _Refused(
+                Reason.YamlAliasBomb,
+                f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes",
+                _line(node),
+            )
+
+    def flatten_mapping(self, node: MappingNode) -> None:
+        # Merge keys (`<<: *a`) copy the merged pairs before anything is constructed, so a
+        # nested merge bomb must be measured here, before PyYAML expands it.
+        for key_node, value_node in node.value:
+            if key_node.tag == _Y + "merge":
+                merged = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for sub in merged:
+                    self._spend(sub)
+        super().flatten_mapping(node)
+
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         if node in self.constructed_objects or node in self.recursive_objects:
-            self._expanded += self._size(node)
-            if self._expanded > MAX_ALIAS_EXPANSION:
-                raise _AliasBomb(f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes")
+            self._spend(node)
         return super().construct_object(node, deep=deep)
 
 
@@ -181,13 +255,18 @@ def _describe(exc: yaml.YAMLError) -> str:
 
 
 def _may_nest_deeply(text: str) -> bool:
-    # Block nesting costs one indentation step per level, so the 5 MiB cap bounds it far
-    # below MAX_DEPTH; only flow brackets and compact `- - -` runs can go deeper cheaply.
-    if _DASH_RUN.search(text):
-        return True
-    if text.count("[") + text.count("{") < MAX_DEPTH:
-        return False
-    return max(accumulate(_STEP[b] for b in _BRACKET.findall(text))) >= MAX_DEPTH
+    """Cheap bound on nesting depth; False means the file cannot reach MAX_DEPTH.
+
+    Every block level needs an indicator (`- `, `? `, `key:`) either further right on its
+    line or on a more indented line, so block depth is at most about twice the longest line;
+    flow levels need a bracket each (plus an implicit single-pair mapping per bracket).
+    """
+    longest = max(map(len, text.splitlines()), default=0)
+    brackets = text.count("[") + text.count("{")
+    flow = brackets
+    if 2 * longest + 2 * brackets >= MAX_DEPTH and brackets:
+        flow = max(accumulate(_STEP[b] for b in _BRACKET.findall(text)))
+    return 2 * longest + 2 * flow + 2 >= MAX_DEPTH
 
 
 def _too_deep(text: str) -> int:
@@ -243,14 +322,14 @@ def parse(path: str, data: bytes) -> ParsedFile:
             if value is not None or problems:
                 documents.append(Document(index, loader.doc_line, value, problems))
             index += 1
-    except _AliasBomb as exc:
+    except _Refused as exc:
         return ParsedFile(
             path,
             diagnostics=(
                 Diagnostic(
-                    Reason.YamlAliasBomb,
-                    f"{exc} (document {index + 1})",
-                    Source(path, loader.doc_line),
+                    exc.reason,
+                    f"{exc.message} (document {index + 1})",
+                    Source(path, exc.line or loader.doc_line),
                 ),
             ),
         )
@@ -263,16 +342,11 @@ def parse(path: str, data: bytes) -> ParsedFile:
                 ),
             ),
         )
-    except (ValueError, TypeError, OverflowError) as exc:
-        # Explicit tags with bad values (`!!int x`, `!!binary ~`) fail inside the constructor.
+    except MemoryError:
         return ParsedFile(
             path,
             diagnostics=(
-                Diagnostic(
-                    Reason.YamlSyntaxError,
-                    f"cannot construct a value in document {index + 1}: {exc}",
-                    Source(path, loader.doc_line),
-                ),
+                Diagnostic(Reason.YamlAliasBomb, "the file expands beyond memory", Source(path)),
             ),
         )
     except RecursionError:
