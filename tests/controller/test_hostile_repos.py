@@ -234,7 +234,7 @@ def test_unknown_ref_is_a_usage_error(tmp_path: Path) -> None:
         ("int-tag.yaml", "a: 1\nb: !!int x\n"),
         ("bool-tag.yaml", "a: 1\nb: !!bool maybe\n"),
         ("set-tag.yaml", "a: 1\nb: !!set {x, y}\n"),
-        ("binary-tag.yaml", "a: 1\nb: !!binary \"%%%\"\n"),
+        ("binary-tag.yaml", 'a: 1\nb: !!binary "%%%"\n'),
         ("compact-keys.yaml", "? " * 40_000 + "x\n"),  # 40,000 levels: a C stack overflow
     ],
 )
