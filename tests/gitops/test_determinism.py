@@ -37,8 +37,5 @@ def test_file_order_does_not_change_a_byte() -> None:
     expected = render(tree, snapshots)
     assert expected["cluster1"].count("\n---\n") >= 10
     for seed in range(3):
-        other = {
-            name: shuffled(t, seed)
-            for name, t in reversed(list(snapshots.items()))
-        }
+        other = {name: shuffled(t, seed) for name, t in reversed(list(snapshots.items()))}
         assert render(shuffled(tree, seed), other) == expected
