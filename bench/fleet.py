@@ -396,11 +396,11 @@ def _write_repo(writer: _Writer, size: FleetSize) -> None:
     writer.write("repo/helm/mgmt-plane.yaml", [], _HELM)
     names = list(range(1, size.clusters + 1))
     for part, start in enumerate(range(0, len(names), _CLUSTERS_PER_FILE)):
-        docs = [
+        clusters = [
             _CLUSTER.format(name=_cluster_name(c), region=_region(c))
             for c in names[start : start + _CLUSTERS_PER_FILE]
         ]
-        writer.write(f"repo/clusters/clusters-{part:03d}.yaml", docs)
+        writer.write(f"repo/clusters/clusters-{part:03d}.yaml", clusters)
     writer.write("repo/workspaces.yaml", [_WORKSPACE.format(ns=ns) for ns in range(NAMESPACES)])
     for ns_index, services in _services_by_namespace(size.services):
         ns = _namespace(ns_index)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
+from controller import batch
 from controller.sources import SourceError, open_source
 from controller.sources.snapshots import read_snapshot_dir
 from gitops import pipeline, rendering
@@ -87,7 +88,11 @@ def validate(
     """Check a config repository: one line per problem, then a summary of resource states.
 
     `--format json` prints the full per-resource reports too."""
-    outcome = pipeline.run(_read(path, ref, cache_dir), _snapshots(snapshot))
+    with batch.collector_tuned() as freeze:
+        outcome = pipeline.run(
+            _read(path, ref, cache_dir), _snapshots(snapshot), None, _progress(freeze)
+        )
+    _clear_progress()
     if fmt == "json":
         click.echo(json.dumps(_json(outcome), indent=2, sort_keys=True))
     else:
@@ -125,13 +130,33 @@ def render(
         with target.open("w", encoding="utf-8") as fh:
             rendering.write_all(cluster_output.objects, fh.write)
 
-    outcome = pipeline.run(tree, snapshots, sink=write)
+    with batch.collector_tuned() as freeze:
+        outcome = pipeline.run(tree, snapshots, write, _progress(freeze))
+    _clear_progress()
     for d in outcome.diagnostics:
         click.echo(d.format(), err=True)
     for summary in outcome.clusters:
         click.echo(summary.line())
     click.echo(_summary(outcome))
     sys.exit(1 if outcome.failed else 0)
+
+
+def _progress(freeze: Callable[[str], None]) -> Callable[[str], None]:
+    """Stage callback: memory management, plus a one-line progress note on a terminal
+    (pipes and CI logs stay quiet)."""
+    show = sys.stderr.isatty()
+
+    def stage_done(stage: str) -> None:
+        freeze(stage)
+        if show:
+            click.echo(f"\r\033[K{stage}", nl=False, err=True)
+
+    return stage_done
+
+
+def _clear_progress() -> None:
+    if sys.stderr.isatty():
+        click.echo("\r\033[K", nl=False, err=True)
 
 
 def _summary(outcome: pipeline.Outcome) -> str:

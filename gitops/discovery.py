@@ -93,9 +93,16 @@ class ClusterInputs:
     nodes: tuple[Node, ...]
     diagnostics: tuple[Diagnostic, ...] = ()
     by_key: Mapping[tuple[str, str], Service] = field(init=False, repr=False, compare=False)
+    workloads_in: Mapping[str, tuple[Workload, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_key", {(s.namespace, s.name): s for s in self.services})
+        per_namespace: dict[str, list[Workload]] = {}
+        for w in self.workloads:
+            per_namespace.setdefault(w.namespace, []).append(w)
+        object.__setattr__(
+            self, "workloads_in", {ns: tuple(ws) for ns, ws in per_namespace.items()}
+        )
 
     def service(self, namespace: str, name: str) -> Service | None:
         return self.by_key.get((namespace, name))
@@ -116,9 +123,7 @@ class ClusterInputs:
             return []
         items = service.selector.items()
         return [
-            w
-            for w in self.workloads
-            if w.namespace == service.namespace and items <= w.labels.items()
+            w for w in self.workloads_in.get(service.namespace, ()) if items <= w.labels.items()
         ]
 
 

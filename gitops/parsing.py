@@ -44,7 +44,7 @@ _Y = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = frozenset(
     _Y + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge", "timestamp")
 )
-#: What explicit tags with bad values raise inside PyYAML's constructors.
+#: What explicit tags with bad values raise inside PyYAML's scalar constructors.
 _CONSTRUCT_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
@@ -96,11 +96,49 @@ def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1 if node.start_mark is not None else 0
 
 
+def _checked(tag: str, construct: Any) -> Any:
+    """A scalar constructor whose crashes on bad values (`!!int x`) become YAML errors
+    carrying the node's position."""
+
+    def checked(loader: yaml.SafeLoader, node: Node) -> Any:
+        try:
+            return construct(loader, node)
+        except _CONSTRUCT_ERRORS as exc:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read the {tag} value: {exc or type(exc).__name__}",
+                node.start_mark,
+            ) from None
+
+    return checked
+
+
+def _timestamp_as_text(loader: yaml.SafeLoader, node: Node) -> Any:
+    # Kubernetes reads YAML through JSON: timestamps are strings, even when tagged.
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+def _constructors() -> dict[Any, Any]:
+    """Only plain-data tags get a constructor. Any other tag (`!!binary`, `!!set`,
+    `!!python/...`, custom ones) falls to the undefined-tag constructor: a YAML error
+    with its position, never a constructed object."""
+    table: dict[Any, Any] = {None: yaml.SafeLoader.yaml_constructors[None]}
+    for tag, construct in yaml.SafeLoader.yaml_constructors.items():
+        if tag in _ALLOWED_TAGS:
+            short = tag.removeprefix(_Y)
+            if short == "timestamp":
+                construct = _timestamp_as_text
+            table[tag] = construct if short in ("seq", "map") else _checked(short, construct)
+    return table
+
+
 class _Loader(yaml.CSafeLoader):
-    """libyaml parser + safe constructor, recording document lines and duplicate keys,
-    refusing non-data tags, and turning constructor crashes into `_Refused`."""
+    """libyaml parser + safe constructor limited to plain data, recording document lines
+    and duplicate keys."""
 
     yaml_implicit_resolvers = _resolvers_without_timestamps()
+    yaml_constructors = _constructors()
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -112,51 +150,29 @@ class _Loader(yaml.CSafeLoader):
         self.duplicates = []
         return super().construct_document(node)
 
-    def construct_object(self, node: Node, deep: bool = False) -> Any:
-        if node.tag not in _ALLOWED_TAGS:
-            raise _Refused(
-                Reason.YamlSyntaxError,
-                f"tag {node.tag} is not allowed: config files hold plain data",
-                _line(node),
-            )
-        try:
-            return super().construct_object(node, deep=deep)
-        except _CONSTRUCT_ERRORS as exc:
-            raise _Refused(
-                Reason.YamlSyntaxError,
-                f"cannot read the {node.tag.removeprefix(_Y)} value: {exc or type(exc).__name__}",
-                _line(node),
-            ) from None
-
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[tuple[str, str], int] = {}
-        for key_node, _ in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag != _Y + "merge":
-                key = (key_node.tag, key_node.value)
-                if key in seen:
-                    self.duplicates.append((_line(key_node), key_node.value))
-                seen[key] = _line(key_node)
+        # flatten_mapping removes merge keys from this very list (and builds a new one with
+        # the merged pairs), so afterwards `pairs` holds exactly the explicit pairs.
+        pairs = node.value
+        count = len(pairs)
         mapping = super().construct_mapping(node, deep=deep)
-        if len(mapping) < len(seen):
-            # Different spellings of one key (`true:` and `yes:`, `1:` and `0x1:`): merged
-            # keys only add entries, so fewer entries than distinct keys means a collapse.
-            values: set[Any] = set()
-            for key_node, _ in node.value:
-                if isinstance(key_node, ScalarNode) and key_node.tag != _Y + "merge":
-                    value = self.construct_object(key_node)
-                    if value in values:
-                        self.duplicates.append((_line(key_node), key_node.value))
-                        break
-                    values.add(value)
+        if len(mapping) != count:  # duplicates collapsed, or merge keys added pairs
+            self._find_duplicates(pairs)
         return mapping
 
-
-def _timestamp_as_text(loader: yaml.SafeLoader, node: Node) -> Any:
-    # Kubernetes reads YAML through JSON: timestamps are strings, even when tagged.
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-_Loader.add_constructor(_Y + "timestamp", _timestamp_as_text)
+    def _find_duplicates(self, pairs: list[tuple[Node, Node]]) -> None:
+        raw: set[tuple[str, str]] = set()
+        values: set[Any] = set()
+        for key_node, _ in pairs:
+            if not isinstance(key_node, ScalarNode):
+                continue
+            key = (key_node.tag, key_node.value)
+            value = self.construct_object(key_node)
+            # The same text twice, or two spellings of one key (`true:` and `yes:`).
+            if key in raw or value in values:
+                self.duplicates.append((_line(key_node), key_node.value))
+            raw.add(key)
+            values.add(value)
 
 
 class _AliasCountingLoader(_Loader):

@@ -21,6 +21,9 @@ from gitops.translate import ClusterOutput, translate
 from gitops.tree import Tree
 
 Sink = Callable[[ClusterOutput], None]
+#: Called with a stage name when a stage is done ("loaded", "inputs", "translated",
+#: "rendered <cluster>"): for progress display and memory management by the caller.
+StageHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,16 @@ def load_inputs(snapshots: Mapping[str, Tree]) -> dict[str, discovery.ClusterInp
     return {name: discovery.load_cluster(name, tree) for name, tree in sorted(snapshots.items())}
 
 
-def run(tree: Tree, snapshots: Mapping[str, Tree] | None, sink: Sink | None = None) -> Outcome:
+def run(
+    tree: Tree,
+    snapshots: Mapping[str, Tree] | None,
+    sink: Sink | None = None,
+    stage_done: StageHook | None = None,
+) -> Outcome:
     """Load, translate (when snapshots are given) and report."""
+    done = stage_done or (lambda _stage: None)
     bundle = loading.load(tree)
+    done("loaded")
     found: list[Diagnostic] = list(bundle.diagnostics)
     summaries: list[ClusterSummary] = []
     workspace_of: Mapping[ObjectRef, str] = {}
@@ -70,7 +80,9 @@ def run(tree: Tree, snapshots: Mapping[str, Tree] | None, sink: Sink | None = No
         inputs = load_inputs(snapshots)
         for cluster_inputs in inputs.values():
             found.extend(cluster_inputs.diagnostics)
+        done("inputs")
         translation = translate(bundle, inputs)
+        done("translated")
         workspace_of = translation.workspace_of
         selected = translation.selected
         found.extend(translation.diagnostics)
@@ -80,6 +92,7 @@ def run(tree: Tree, snapshots: Mapping[str, Tree] | None, sink: Sink | None = No
             summaries.append(ClusterSummary(output.cluster, len(output.objects), kinds))
             if sink is not None:
                 sink(output)
+            done(f"rendered {output.cluster}")
     # Field-level problems found while translating carry the field path; give them its line.
     located = [_locate(bundle, d) for d in found]
     ordered = tuple(sorted(set(located), key=sort_key))

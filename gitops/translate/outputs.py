@@ -54,6 +54,10 @@ KIND_ORDER = {
 }
 #: Kinds whose size can grow with user config (routes, subsets, endpoints, hosts).
 _GROWING = frozenset({"VirtualService", "DestinationRule", "ServiceEntry", "Gateway", "Sidecar"})
+#: Objects with fewer top-level list items than this are not serialized to be measured:
+#: their items are bounded by Kubernetes' own limits. VirtualService routes, which carry
+#: free text (direct-response bodies, header values), are measured where they are built.
+_MEASURE_ITEMS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,23 @@ class ClusterOutputs:
         self.entries[key] = new
         return True
 
+    def add_all(
+        self,
+        objs: list[dict[str, Any]],
+        owner: ObjectRef,
+        age: tuple[Any, ...],
+        source: Source | None = None,
+    ) -> None:
+        """`add` for many objects of one owner (the WorkloadEntries of a VirtualDestination)."""
+        entries = self.entries
+        for obj in objs:
+            meta = obj["metadata"]
+            key = (obj["kind"], meta["namespace"], meta["name"])
+            if key in entries:
+                self.add(obj, owner, age, source)
+            else:
+                entries[key] = _Entry(obj, owner, age, source)
+
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         entry = self.entries.get((kind, namespace, name))
         return entry.obj if entry else None
@@ -181,7 +202,7 @@ class ClusterOutputs:
             entry = self.entries[key]
             if entry.owner in self.losers:
                 continue
-            if key[0] in _GROWING:
+            if key[0] in _GROWING and _items(entry.obj) >= _MEASURE_ITEMS:
                 size = len(json.dumps(entry.obj, separators=(",", ":")).encode())
                 if size > MAX_OBJECT_BYTES:
                     self.diagnostics.append(
@@ -197,3 +218,7 @@ class ClusterOutputs:
                     continue
             out.append(entry.obj)
         return out
+
+
+def _items(obj: dict[str, Any]) -> int:
+    return sum(len(v) for v in obj.get("spec", {}).values() if isinstance(v, (list, dict)))

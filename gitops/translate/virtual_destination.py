@@ -61,6 +61,10 @@ class _Plan:
     viewers: tuple[str, ...]
     parent: Parent
     vip: str
+    age: tuple[Any, ...]
+    #: (local selector labels, remote cluster) -> WorkloadEntry (name, spec): the same in
+    #: every cluster that sees the VD, so built once (a fleet has clusters^2 of them).
+    entries: dict[tuple[Any, str], tuple[str, dict[str, Any]]]
 
 
 def east_west_gateway(inputs: ClusterInputs) -> tuple[Service, int] | None:
@@ -203,7 +207,9 @@ class VirtualDestinations:
             "networking.gloo.solo.io", "v2", "VirtualDestination", vd.name, vd.namespace, vd.cluster
         )
         vip = names.virtual_ip(vd.spec.hosts[0], vd.namespace, vd.cluster, "virtual-destination")
-        return _Plan(vd, ws, backing, remotes, tuple(sorted(sans)), viewers, parent, vip)
+        return _Plan(
+            vd, ws, backing, remotes, tuple(sorted(sans)), viewers, parent, vip, vd.age_key(), {}
+        )
 
     def render(self, cluster: str, out: ClusterOutputs) -> None:
         ctx = self.ctx
@@ -253,8 +259,14 @@ class VirtualDestinations:
             "resolution": "STATIC",
         }
 
+        # Shared between WorkloadEntries: gateways almost always use the same tls port.
+        by_port: dict[int, dict[str, int]] = {}
+
         def remote_ports(remote: Remote) -> dict[str, int]:
-            return {port_names[p.number]: remote.port for p in ports}
+            found = by_port.get(remote.port)
+            if found is None:
+                found = by_port[remote.port] = {port_names[p.number]: remote.port for p in ports}
+            return found
 
         remotes = [r for c, r in sorted(plan.remotes.items()) if c != cluster]
         if local is not None:
@@ -263,26 +275,31 @@ class VirtualDestinations:
             label_part = "-".join(f"{k}-{v}" for k, v in sorted(labels.items()))
             # Built once and shared: a VD can have a WorkloadEntry per cluster of the fleet.
             we_meta = out.metadata("", namespace, consumer, plan.parent, files, extra_labels=labels)
+            label_key = tuple(sorted(labels.items()))
+            entries = []
             for remote in remotes:
-                spec: dict[str, Any] = {
-                    "address": remote.address,
-                    "labels": labels,
-                    "ports": remote_ports(remote),
-                }
-                if remote.locality:
-                    spec["locality"] = remote.locality
-                name = names.sanitize(f"vd-{vd.spec.hosts[0]}-{ws}-{label_part}-{remote.address}")
-                out.add(
+                known = plan.entries.get((label_key, remote.cluster))
+                if known is None:
+                    spec: dict[str, Any] = {
+                        "address": remote.address,
+                        "labels": labels,
+                        "ports": remote_ports(remote),
+                    }
+                    if remote.locality:
+                        spec["locality"] = remote.locality
+                    name = names.sanitize(
+                        f"vd-{vd.spec.hosts[0]}-{ws}-{label_part}-{remote.address}"
+                    )
+                    known = plan.entries[(label_key, remote.cluster)] = (name, spec)
+                entries.append(
                     {
                         "apiVersion": NETWORKING,
                         "kind": "WorkloadEntry",
-                        "metadata": {**we_meta, "name": name},
-                        "spec": spec,
-                    },
-                    vd.ref,
-                    vd.age_key(),
-                    vd.source,
+                        "metadata": {**we_meta, "name": known[0]},
+                        "spec": known[1],
+                    }
                 )
+            out.add_all(entries, vd.ref, plan.age, vd.source)
         elif remotes:
             entry["endpoints"] = [
                 {
@@ -295,7 +312,7 @@ class VirtualDestinations:
         out.add(
             {"apiVersion": NETWORKING, "kind": "ServiceEntry", "metadata": meta, "spec": entry},
             vd.ref,
-            vd.age_key(),
+            plan.age,
             vd.source,
         )
         for host in vd.spec.hosts:
@@ -319,7 +336,7 @@ class VirtualDestinations:
                     },
                 },
                 vd.ref,
-                vd.age_key(),
+                plan.age,
                 vd.source,
             )
 

@@ -21,6 +21,7 @@ Called by `translate` for every rendered cluster, after `routes` (flattening) an
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from gitops.translate import route_policies
 from gitops.translate.context import Context, ServiceRef
 from gitops.translate.destinations import Resolver
 from gitops.translate.gateway import Gateways, Instance
-from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent
+from gitops.translate.outputs import MAX_OBJECT_BYTES, NETWORKING, ClusterOutputs, Parent
 from gitops.translate.route_policies import RoutePolicies
 from gitops.translate.routes import FlatRoute, Flattener
 
@@ -49,6 +50,8 @@ _REDIRECT_CODES = {
     "PERMANENT_REDIRECT": 308,
 }
 _REPLACEMENT = {"status": 500}
+#: Room left for metadata, hosts and gateways when routes are measured against 1 MiB.
+_METADATA_ALLOWANCE = 64 * 1024
 
 
 @dataclass
@@ -67,6 +70,12 @@ class _Built:
     http: list[dict[str, Any]]
     subsets: list[tuple[ServiceRef, str, str, Mapping[str, str]]]
     sources: set[str]
+    size: int = -1  # serialized bytes of `http`, measured once however often it is emitted
+
+    def measured(self) -> int:
+        if self.size < 0:
+            self.size = len(json.dumps(self.http, separators=(",", ":")).encode())
+        return self.size
 
 
 class VirtualServices:
@@ -350,6 +359,18 @@ class VirtualServices:
         subsets: SubsetNeeds,
     ) -> None:
         if not built.http:
+            return
+        if built.measured() > MAX_OBJECT_BYTES - _METADATA_ALLOWANCE:
+            self._diag(
+                Diagnostic(
+                    Reason.ObjectTooLarge,
+                    f"its VirtualService would be over {MAX_OBJECT_BYTES:,} bytes "
+                    f"({built.size:,} bytes of routes); not emitted",
+                    table.source,
+                    table.ref,
+                    "spec.http",
+                )
+            )
             return
         name = names.sanitize(
             f"routetable-{table.name}-{table.namespace}-{table.cluster}-{consumer or owner_ws}"
