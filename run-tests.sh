@@ -6,7 +6,7 @@ scripts/ensure-venv.sh test
 .venv/bin/lint-imports
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy gitops
+.venv/bin/mypy gitops controller
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -18,20 +18,10 @@ from typing import Any
 import pytest
 
 from gitops.tree import MAX_FILE_BYTES
+from tests.support.configs import REVIEWS_ROUTE_TABLE
 from tests.support.git_servers import git_env, run_git
 
-VALID = """\
-apiVersion: networking.gloo.solo.io/v2
-kind: RouteTable
-metadata: {name: reviews, namespace: bookinfo-backends}
-spec:
-  hosts: [reviews.bookinfo-backends.svc.cluster.local]
-  http:
-  - name: reviews
-    matchers: [{uri: {prefix: /}}]
-    forwardTo:
-      destinations: [{ref: {name: reviews, namespace: bookinfo-backends}, port: {number: 9080}}]
-"""
+VALID = REVIEWS_ROUTE_TABLE
 RATINGS = VALID.replace("name: reviews, namespace", "name: ratings, namespace", 1)
 BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)

@@ -14,19 +14,9 @@ from gitops.diagnostics import Diagnostic, Source
 from gitops.ids import ObjectRef
 from gitops.reasons import Reason, Severity
 from gitops.tree import MAX_FILE_BYTES, Entry, Link, Other, Oversize, Tree
+from tests.support.configs import REVIEWS_ROUTE_TABLE
 
-ROUTE_TABLE = """\
-apiVersion: networking.gloo.solo.io/v2
-kind: RouteTable
-metadata: {name: reviews, namespace: bookinfo-backends}
-spec:
-  hosts: [reviews.bookinfo-backends.svc.cluster.local]
-  http:
-  - name: reviews
-    matchers: [{uri: {prefix: /}}]
-    forwardTo:
-      destinations: [{ref: {name: reviews, namespace: bookinfo-backends}, port: {number: 9080}}]
-"""
+ROUTE_TABLE = REVIEWS_ROUTE_TABLE
 REVIEWS = ObjectRef("RouteTable", "bookinfo-backends", "reviews")
 VALID = {"valid/reviews.yaml": ROUTE_TABLE.encode()}
 
