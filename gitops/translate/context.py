@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops import workspaces
+from gitops import names, workspaces
 from gitops.bundle import Bundle, ConfigObject
 from gitops.diagnostics import Diagnostic, Source
 from gitops.discovery import ClusterInputs, Service
@@ -108,6 +108,12 @@ def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
     clusters = {c.name: c for c in bundle.of_kind("KubernetesCluster")}
     usable = {name: inp for name, inp in inputs.items() if name in clusters}
     for name in sorted(set(inputs) - set(clusters)):
+        bad_name = names.cluster_name_problem(name)
+        if bad_name:
+            diagnostics.append(
+                Diagnostic(Reason.InvalidClusterName, bad_name, Source(f"{name}/"), cluster=name)
+            )
+            continue
         diagnostics.append(
             Diagnostic(
                 Reason.UnregisteredCluster,

@@ -127,3 +127,12 @@ def test_validate_a_git_repository_at_a_ref(tmp_path: Path) -> None:
     code, out, _ = run("validate", str(repo), "--snapshot", DEMO)
     assert code == 1
     assert "bookinfo/routes/reviews.yaml:2: error: YamlSyntaxError" in out
+
+
+def test_snapshot_folder_with_an_invalid_cluster_name_is_an_error(tmp_path: Path) -> None:
+    snapshot = tmp_path / "snap"
+    shutil.copytree(DEMO, snapshot)
+    shutil.copytree(snapshot / "cluster2", snapshot / "Cluster_2")
+    code, out, _ = run("validate", EXAMPLES, "--snapshot", str(snapshot))
+    assert code == 1
+    assert "Cluster_2/: error: InvalidClusterName: [Cluster_2] cluster name 'Cluster_2'" in out
