@@ -247,11 +247,18 @@ class VirtualServices:
         sources = {table.source.file}
         subsets: list[tuple[ServiceRef, str, str, Mapping[str, str]]] = []
         http = []
+        names_used: dict[str, int] = {}
         for fr in flat:
             sources.add(fr.table.source.file)
             route = self._route(fr, cluster, sources, subsets)
             if route is None:
                 continue
+            # A child table delegated to twice lands twice in one VirtualService; Istio
+            # wants route names unique there.
+            seen = names_used.get(route["name"], 0)
+            names_used[route["name"]] = seen + 1
+            if seen:
+                route["name"] = f"{route['name']}-{seen + 1}"
             route["match"] = [
                 {**m, "sourceLabels": dict(labels)} if labels else m
                 for m in fr.matches

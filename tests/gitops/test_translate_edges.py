@@ -99,3 +99,34 @@ spec:
         if o["kind"] in ("ServiceEntry", "DestinationRule", "WorkloadEntry")
     }
     assert parents == {"ratings-old"}
+
+
+def test_a_child_table_delegated_to_twice_gets_unique_route_names() -> None:
+    tables = """
+apiVersion: networking.gloo.solo.io/v2
+kind: RouteTable
+metadata: {name: parent, namespace: bookinfo-backends}
+spec:
+  hosts: [api.example.com]
+  http:
+  - name: v1
+    matchers: [{uri: {prefix: /v1}}]
+    delegate: {routeTables: [{labels: {team: ratings}}]}
+  - name: v2
+    matchers: [{uri: {prefix: /v2}}]
+    delegate: {routeTables: [{labels: {team: ratings}}]}
+---
+apiVersion: networking.gloo.solo.io/v2
+kind: RouteTable
+metadata: {name: child, namespace: bookinfo-backends, labels: {team: ratings}}
+spec:
+  http:
+  - name: ratings
+    forwardTo: {destinations: [{ref: {name: ratings}, port: {number: 9080}}]}
+"""
+    outcome, out = render({"delegation.yaml": tables})
+    assert not outcome.failed
+    vs = next(o for o in out["cluster1"] if o["spec"].get("hosts") == ["api.example.com"])
+    routes = vs["spec"]["http"]
+    assert [r["name"] for r in routes] == ["ratings-child", "ratings-child-2"]
+    assert [r["match"][0]["uri"] for r in routes] == [{"prefix": "/v1"}, {"prefix": "/v2"}]
