@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import istio_schema
+from tests.support import istio_schema, k8s_cel
 
 # The kinds mesh-gitops emits (DESIGN.md §6 and the Gloo Mesh output set).
 EMITTED_KINDS = {
@@ -498,7 +498,7 @@ def test_url_library_functions_for_wasm_plugin_rule(url: str, holds: bool) -> No
 
 def test_every_function_a_rule_calls_is_available() -> None:
     macros = {"has", "all", "exists", "exists_one", "map", "filter"}
-    known = macros | set(celpy.evaluation.base_functions) | set(istio_schema._CEL_FUNCTIONS)
+    known = macros | set(celpy.evaluation.base_functions) | set(k8s_cel.CEL_FUNCTIONS)
     called = {
         name
         for _, _, rule in istio_schema.all_rules()
