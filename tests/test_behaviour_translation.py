@@ -246,7 +246,7 @@ def test_invalid_config_reports_each_problem_and_still_translates_the_rest() -> 
         ("Cluster_1", "InvalidClusterName"),
         ("productpage-delay", "DuplicateObject"),
         ("bookinfo-feature-flags", "UnknownKind"),
-        ("productpage-jwt", "UnsupportedKind"),
+        ("productpage-cors", "UnsupportedKind"),
     } <= found
     assert outcome.failed
     for cluster in ("cluster1", "cluster2"):

@@ -1,21 +1,24 @@
 """Stage 2: `translate(bundle, inputs) -> Translation` — Gloo config to per-cluster Istio config.
 
-Called by `gitops render`/`gitops validate` and later by the server's reconcile
-loop and the preview engine. Fleet-wide work (indexes, workspaces, delegation,
-policy choice, VirtualDestination backing) happens once in `translate`; each
-cluster is then rendered on demand by `Translation.render(cluster)`, so callers can
-stream a large fleet one cluster at a time instead of holding all of it.
+Called by `gitops render`/`gitops validate`, by the incremental `Session`
+(`gitops.translate.incremental`), and later by the server and the preview engine.
+Fleet-wide work (indexes, workspaces, delegation, policy choice, VirtualDestination
+backing) happens once in `translate`; then each cluster is rendered on demand by
+`Translation.render(cluster)`, so callers can stream a large fleet one cluster at a time.
 
-One output kind per module: `gateway`, `virtual_service`, `destination_rule`,
-`virtual_destination`; shared steps: `context`, `routes`, `route_policies`,
-`destination_policies`, `destinations`, `outputs`. User mistakes come back as
-diagnostics next to whatever could be translated; only bugs raise.
+Rendering is done by *producers*: one per VirtualGateway, root RouteTable,
+VirtualDestination and Service needing client DestinationRules. Each renders a cluster
+into a `ClusterOutputs` under its own key, which is what lets one producer be rendered
+again alone when its inputs change. One output kind per module: `gateway`,
+`virtual_service`, `destination_rule`, `virtual_destination`; shared steps: `context`,
+`routes`, `route_policies`, `destination_policies`, `destinations`, `outputs`. User
+mistakes come back as diagnostics next to whatever could be translated; only bugs raise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from gitops.bundle import Bundle
@@ -24,11 +27,11 @@ from gitops.discovery import ClusterInputs
 from gitops.ids import ObjectRef
 from gitops.translate import context, destination_policies, destination_rule, unsupported
 from gitops.translate.gateway import Gateways
-from gitops.translate.outputs import ClusterOutputs
+from gitops.translate.outputs import ClusterOutputs, ProducerKey
 from gitops.translate.virtual_destination import VirtualDestinations
-from gitops.translate.virtual_service import SubsetNeeds, VirtualServices
+from gitops.translate.virtual_service import VirtualServices
 
-__all__ = ["ClusterOutput", "Translation", "translate"]
+__all__ = ["ClusterOutput", "Producer", "Translation", "translate"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,14 @@ class ClusterOutput:
     cluster: str
     objects: list[dict[str, Any]]
     diagnostics: tuple[Diagnostic, ...]
+
+
+@dataclass(frozen=True)
+class Producer:
+    """Something that renders part of every cluster: `render(cluster, out)`."""
+
+    key: ProducerKey
+    render: Callable[[str, ClusterOutputs], None]
 
 
 @dataclass
@@ -51,7 +62,6 @@ class Translation:
     policies: destination_policies.DestinationPolicies
     #: Diagnostics that do not depend on which cluster is rendered.
     diagnostics: tuple[Diagnostic, ...] = ()
-    _rendered: set[str] = field(default_factory=set)
 
     @property
     def clusters(self) -> tuple[str, ...]:
@@ -72,23 +82,54 @@ class Translation:
         """Resources whose previous outputs must be kept as they are (FREEZE_CONFIG)."""
         return frozenset(self.virtual_services.frozen)
 
+    def producers(self) -> list[Producer]:
+        """Every producer, in render order: client DestinationRules read what RouteTables
+        recorded, so they come last."""
+        found: list[Producer] = []
+        for key, vg in self.gateways.producers():
+            found.append(Producer(key, _bind(self.gateways.render_gateway, vg)))
+        vs = self.virtual_services
+        for key, table, flat in vs.producers():
+            found.append(Producer(key, _bind(vs.render_table, table, flat)))
+        for key, plan in self.virtual_destinations.producers():
+            found.append(Producer(key, _bind(self.virtual_destinations.render_plan, plan)))
+        for key, service in destination_rule.producers(self.policies, vs.subset_services()):
+            found.append(Producer(key, _bind_service(self.ctx, service, self.policies)))
+        return found
+
+    def render_into(self, out: ClusterOutputs, producers: list[Producer]) -> None:
+        for producer in producers:
+            out.begin(producer.key)
+            producer.render(out.cluster, out)
+
     def render(self, cluster: str) -> ClusterOutput:
         """All Istio objects for one cluster. Deterministic; call in any order."""
         out = ClusterOutputs(cluster)
-        sources = (self.gateways.diagnostics, self.virtual_services.diagnostics)
-        before = [len(s) for s in sources]
-        self.gateways.render(cluster, out)
-        subsets = SubsetNeeds()
-        self.virtual_services.render(cluster, out, subsets)
-        destination_rule.render(self.ctx, cluster, out, subsets, self.policies)
-        self.virtual_destinations.render(cluster, out)
-        objects = out.finish()
-        found = [d for s, n in zip(sources, before, strict=True) for d in s[n:]]
-        return ClusterOutput(cluster, objects, tuple(found + out.diagnostics))
+        self.render_into(out, self.producers())
+        out.resolve()
+        return ClusterOutput(cluster, out.objects(), tuple(out.diagnostics()))
 
     def render_all(self) -> Iterator[ClusterOutput]:
         for cluster in self.clusters:
             yield self.render(cluster)
+
+
+def _bind(method: Callable[..., None], *args: Any) -> Callable[[str, ClusterOutputs], None]:
+    def render(cluster: str, out: ClusterOutputs) -> None:
+        method(*args, cluster, out)
+
+    return render
+
+
+def _bind_service(
+    ctx: context.Context,
+    service: tuple[str, str],
+    policies: destination_policies.DestinationPolicies,
+) -> Callable[[str, ClusterOutputs], None]:
+    def render(cluster: str, out: ClusterOutputs) -> None:
+        destination_rule.render_service(ctx, service, cluster, out, policies)
+
+    return render
 
 
 def translate(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Translation:
@@ -107,9 +148,6 @@ def translate(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Translatio
         *policies.diagnostics,
         *virtual_destinations.diagnostics,
     ]
-    # Later, cluster-specific diagnostics are collected per render.
-    gateways.diagnostics.clear()
-    virtual_services.diagnostics.clear()
     return Translation(
         ctx, gateways, virtual_services, virtual_destinations, policies, tuple(fleet)
     )

@@ -1,8 +1,8 @@
 """Client DestinationRules for Services: subsets used by routes, and destination policies.
 
-Called by `translate` per cluster, after `virtual_service` has recorded which
-subsets its VirtualServices use in which namespace. Rules (gloo-semantics.md 2.5,
-3.4, 3.5):
+One producer per Service (namespace/name) that routes use with subsets or that destination
+policies select; `render_service` runs per cluster after the RouteTable producers recorded
+their `Need`s. Rules (gloo-semantics.md 2.5, 3.4, 3.5):
 
 - one DestinationRule per (consuming namespace, Service host), in that namespace,
   `exportTo: ["."]`, named `{svcFqdn}-{namespace}-{cluster}-{workspace}` (sanitized,
@@ -16,80 +16,79 @@ subsets its VirtualServices use in which namespace. Rules (gloo-semantics.md 2.5
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gitops import names
 from gitops.translate import destination_policies
 from gitops.translate.context import Context, ServiceRef
 from gitops.translate.destination_policies import DestinationPolicies
-from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent
-from gitops.translate.virtual_service import SubsetNeeds
+from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent, ProducerKey
+
+ServiceKey = tuple[str, str]
 
 
-def render(
+def producers(
+    policies: DestinationPolicies, subset_services: Iterable[ServiceKey]
+) -> list[tuple[ProducerKey, ServiceKey]]:
+    """Services that may need client DestinationRules: used with subsets, or with policies."""
+    keys = {(ns, name) for kind, ns, name in policies.applied if kind == "SERVICE"}
+    keys.update(subset_services)
+    return [(("ClientDR", ns, name), (ns, name)) for ns, name in sorted(keys)]
+
+
+def render_service(
     ctx: Context,
+    service_key: ServiceKey,
     cluster: str,
     out: ClusterOutputs,
-    subsets: SubsetNeeds,
     policies: DestinationPolicies,
 ) -> None:
-    # (namespace, host) -> (service, {port: chosen policies})
-    with_policies: dict[tuple[str, str], tuple[ServiceRef, dict[int, Any]]] = {}
-    for ref in ctx.services_in.get(cluster, ()):
-        s = ref.service
-        dest_key = ("SERVICE", s.namespace, s.name)
-        if not policies.has(dest_key) or ref.workspace is None:
-            continue
-        ports = {p.port: policies.for_port(dest_key, p.port) for p in s.ports}
-        ports = {port: chosen for port, chosen in ports.items() if chosen}
-        if not ports:
-            continue
-        host = ctx.fqdn(s, cluster)
-        for viewer in ctx.visibility.viewers(ref.workspace, "SERVICE", ref.target):
-            for ns in ctx.membership.namespaces_in(viewer, cluster):
-                with_policies[(ns, host)] = (ref, ports)
-    keys = sorted(set(subsets.needs) | set(with_policies))
-    by_key: dict[tuple[str, str], ServiceRef] = {}
-    for key in keys:
-        if key in with_policies:
-            by_key[key] = with_policies[key][0]
-        else:
-            found = subsets.services[key]
-            local = next(
-                (
-                    r
-                    for r in ctx.services_by_key.get(
-                        (found.service.namespace, found.service.name), ()
-                    )
-                    if r.cluster == cluster
-                ),
-                found,
-            )
-            by_key[key] = local
+    """A Service's client DestinationRules in one cluster."""
+    local = next(
+        (r for r in ctx.services_by_key.get(service_key, ()) if r.cluster == cluster), None
+    )
+    # (namespace, host) -> per-port chosen policies, and subsets wanted there.
+    ports_by_key: dict[tuple[str, str], Mapping[int, Any]] = {}
+    dest_key = ("SERVICE", *service_key)
+    if local is not None and local.workspace is not None and policies.has(dest_key):
+        s = local.service
+        chosen = {p.port: policies.for_port(dest_key, p.port) for p in s.ports}
+        chosen = {port: found for port, found in chosen.items() if found}
+        if chosen:
+            host = ctx.fqdn(s, cluster)
+            for viewer in ctx.visibility.viewers(local.workspace, "SERVICE", local.target):
+                for ns in ctx.membership.namespaces_in(viewer, cluster):
+                    ports_by_key[(ns, host)] = chosen
+    wanted: dict[tuple[str, str], dict[str, Mapping[str, str]]] = defaultdict(dict)
     files: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for key in keys:
+    for need in out.needs_for(service_key):
+        wanted[(need.namespace, need.host)][need.subset] = need.labels
+        files[(need.namespace, need.host)].add(need.source)
+    ref: ServiceRef | None = local or next(iter(ctx.services_by_key.get(service_key, ())), None)
+    if ref is None:
+        return
+    s = ref.service
+    parent = Parent("", "v1", "Service", s.name, s.namespace, ref.cluster)
+    for key in sorted(set(wanted) | set(ports_by_key)):
         namespace, host = key
-        ref = by_key[key]
-        s = ref.service
         consumer = ctx.membership.owner_of(cluster, namespace)
         spec: dict[str, Any] = {"exportTo": ["."], "host": host}
-        wanted = subsets.needs.get(key)
-        if wanted:
+        if key in wanted:
             spec["subsets"] = [
-                {"labels": dict(labels), "name": name} for name, labels in sorted(wanted.items())
+                {"labels": dict(labels), "name": name}
+                for name, labels in sorted(wanted[key].items())
             ]
-            files[key] |= subsets.sources[key]
-        if key in with_policies:
-            ports = with_policies[key][1]
+        if key in ports_by_key:
+            chosen_ports = ports_by_key[key]
             spec["trafficPolicy"] = {
                 "portLevelSettings": [
-                    destination_policies.port_settings(port, chosen)
-                    for port, chosen in sorted(ports.items())
+                    destination_policies.port_settings(port, found)
+                    for port, found in sorted(chosen_ports.items())
                 ]
             }
-            files[key] |= destination_policies.sources(ports.values())
+            files[key] |= destination_policies.sources(chosen_ports.values())
         name = names.sanitize(f"{host}-{namespace}-{cluster}-{consumer or ''}")
-        parent = Parent("", "v1", "Service", s.name, s.namespace, ref.cluster)
         obj = {
             "apiVersion": NETWORKING,
             "kind": "DestinationRule",

@@ -24,11 +24,12 @@ from gitops import names
 from gitops.bundle import ConfigObject
 from gitops.diagnostics import Diagnostic
 from gitops.discovery import Service
+from gitops.ids import ObjectRef
 from gitops.models.networking import Listener, RouteTableSpec, TLSConfig, VirtualGatewaySpec
 from gitops.reasons import Reason
 from gitops.selectors import labels_match, object_match
 from gitops.translate.context import Context
-from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent
+from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent, ProducerKey
 
 VirtualGateway = ConfigObject[VirtualGatewaySpec]
 _TLS_VERSION = {
@@ -123,6 +124,9 @@ class Gateways:
     def in_cluster(self, cluster: str) -> list[Instance]:
         return self._instances.get(cluster, [])
 
+    def instances(self, cluster: str, vg: ObjectRef) -> list[Instance]:
+        return [i for i in self._instances.get(cluster, ()) if i.vg.ref == vg]
+
     def allows(self, vg: VirtualGateway, table: ConfigObject[RouteTableSpec]) -> str | None:
         """Why the VirtualGateway will not take the table, or None if it will."""
         ws = self.ctx.workspace_of[vg.ref]
@@ -146,15 +150,27 @@ class Gateways:
             f"{', '.join(table.spec.hosts)}"
         )
 
-    def render(self, cluster: str, out: ClusterOutputs) -> None:
-        for instance in self.in_cluster(cluster):
-            vg, service = instance.vg, instance.service
+    def producers(self) -> list[tuple[ProducerKey, VirtualGateway]]:
+        return [
+            (("VirtualGateway", vg.namespace, vg.name), vg)
+            for vg in self.ctx.of_kind("VirtualGateway")
+        ]
+
+    def render_gateway(self, vg: VirtualGateway, cluster: str, out: ClusterOutputs) -> None:
+        """A VirtualGateway's Gateways in one cluster (one per selected gateway Service)."""
+        for instance in self.instances(cluster, vg.ref):
+            service = instance.service
             servers: list[dict[str, Any]] = []
             for i, listener in enumerate(vg.spec.listeners):
-                servers.extend(self._servers(cluster, vg, service, i, listener))
+                servers.extend(self._servers(cluster, vg, service, i, listener, out))
             ws = self.ctx.membership.owner_of(cluster, service.namespace)
             parent = Parent(
-                "networking.gloo.solo.io", "v2", "VirtualGateway", vg.name, vg.namespace, vg.cluster
+                "networking.gloo.solo.io",
+                "v2",
+                "VirtualGateway",
+                vg.name,
+                vg.namespace,
+                vg.cluster,
             )
             obj = {
                 "apiVersion": NETWORKING,
@@ -167,7 +183,13 @@ class Gateways:
             out.add(obj, vg.ref, vg.age_key(), vg.source)
 
     def _servers(
-        self, cluster: str, vg: VirtualGateway, service: Service, i: int, listener: Listener
+        self,
+        cluster: str,
+        vg: VirtualGateway,
+        service: Service,
+        i: int,
+        listener: Listener,
+        out: ClusterOutputs,
     ) -> list[dict[str, Any]]:
         port_sel = listener.port
         svc_port = service.port(port_sel.number, port_sel.name)
@@ -178,7 +200,7 @@ class Gateways:
             number = port_sel.number or (svc_port.port if svc_port else 0)
             wanted = port_sel.number or port_sel.name
             where = f"gateway Service {service.namespace}/{service.name}"
-            self.diagnostics.append(
+            out.report(
                 Diagnostic(
                     Reason.GatewayPortNotFound,
                     f"{where} has no numeric target port for listener port {wanted}; "

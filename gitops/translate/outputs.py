@@ -9,9 +9,11 @@ being rendered. This module owns the rules that hold for all of them:
   provenance annotation `mesh-gitops.io/source` (the repository files that
   produced the object). The commit is *not* stamped on objects: it would rewrite
   every object on every commit; commits are recorded on reports and snapshots.
-- conflicts: two parents producing the same kind/namespace/name — the earliest
+- claims: producers render into the store under their own key, so any one of them
+  can be rendered again alone (incremental translation);
+- conflicts: two producers claiming the same kind/namespace/name — the earliest
   parent (creation time, then namespace/name) keeps it, the other is reported
-  `OutputConflict` (spec 3.8);
+  `OutputConflict` and withdrawn from the cluster (spec 3.8);
 - the 1 MiB guard: an object whose serialized size exceeds the etcd-safe limit is
   not emitted and its parent is reported `ObjectTooLarge`;
 - order: make-before-break kind order, then namespace, then name.
@@ -24,7 +26,7 @@ dict once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,27 +78,108 @@ class Parent:
         return ObjectRef(self.kind, self.namespace, self.name)
 
 
+OutKey = tuple[str, str, str]  # kind, namespace, name
+ProducerKey = tuple[str, ...]
+
+
 @dataclass(slots=True)
 class _Entry:
     obj: dict[str, Any]
     owner: ObjectRef
     age: tuple[Any, ...]
-    source: Source | None = None
+    source: Source | None
+    producer: ProducerKey
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """A client DestinationRule a producer needs: subsets of a Service host, per namespace."""
+
+    service: tuple[str, str]  # namespace, name of the Service (the DestinationRule's parent)
+    namespace: str  # where the VirtualService using the subsets lives
+    host: str
+    subset: str
+    labels: Mapping[str, str]
+    source: str
+
+
+def sort_key(key: OutKey) -> tuple[int, str, str]:
+    return (KIND_ORDER.get(key[0], 99), key[1], key[2])
 
 
 @dataclass
 class ClusterOutputs:
-    """The Istio objects of one workload cluster, as they are being built."""
+    """The Istio objects of one workload cluster, claimed by producers.
+
+    A producer (a RouteTable, a VirtualDestination, ...) renders into this store between
+    `begin(producer)` calls; everything it adds, needs or reports is recorded under its
+    key, so it can be rendered again alone (incremental translation) without touching
+    what other producers claimed. `resolve` then decides each object, independent of the
+    order producers ran in:
+
+    - the oldest claimant of a kind/namespace/name wins it (creation time, then
+      namespace/name, spec 3.8); every other claimant loses (`OutputConflict`);
+    - a producer that loses anywhere in the cluster is withdrawn there entirely, since
+      half of a resource's outputs (a DestinationRule without its ServiceEntry) is worse
+      than none; an object whose winner is withdrawn is not emitted either;
+    - a winning object over 1 MiB serialized is not emitted (`ObjectTooLarge`).
+    """
 
     cluster: str
-    entries: dict[tuple[str, str, str], _Entry] = field(default_factory=dict)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    #: Owners that lost a conflict here: all their outputs in this cluster are withdrawn,
-    #: since half of a resource's outputs (a DestinationRule without its ServiceEntry) is
-    #: worse than none.
-    losers: set[ObjectRef] = field(default_factory=set)
+    claims: dict[OutKey, dict[ProducerKey, _Entry]] = field(default_factory=dict)
+    owned: dict[ProducerKey, list[OutKey]] = field(default_factory=dict)
+    reported: dict[ProducerKey, list[Diagnostic]] = field(default_factory=dict)
+    needs: dict[ProducerKey, list[Need]] = field(default_factory=dict)
+    #: Needs by Service (namespace, name), then producer: what client DestinationRules read.
+    needs_by_service: dict[tuple[str, str], dict[ProducerKey, list[Need]]] = field(
+        default_factory=dict
+    )
+    #: After `resolve`: the object emitted for each key, and why others were not.
+    final: dict[OutKey, dict[str, Any]] = field(default_factory=dict)
+    #: Producers that lose a contest somewhere, and where (never holds an empty set).
+    lost_at: dict[ProducerKey, set[OutKey]] = field(default_factory=dict)
+    resolution_notes: dict[OutKey, list[Diagnostic]] = field(default_factory=dict)
+    size_notes: dict[OutKey, Diagnostic] = field(default_factory=dict)
+    producer: ProducerKey = ("",)
     _labels: dict[tuple[Any, ...], dict[str, str]] = field(default_factory=dict)
     _annotations: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict)
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def begin(self, producer: ProducerKey) -> set[OutKey]:
+        """Start (re)rendering a producer: drop what it claimed before; returns those keys."""
+        self.producer = producer
+        old = set(self.owned.pop(producer, ()))
+        for key in old:
+            contenders = self.claims.get(key)
+            if contenders is not None:
+                contenders.pop(producer, None)
+                if not contenders:
+                    del self.claims[key]
+        self.reported.pop(producer, None)
+        # Where it lost before is decided again by the caller (`resolve(old | new keys)`).
+        self.lost_at.pop(producer, None)
+        for need in self.needs.pop(producer, ()):
+            by_producer = self.needs_by_service.get(need.service)
+            if by_producer is not None:
+                by_producer.pop(producer, None)
+                if not by_producer:
+                    del self.needs_by_service[need.service]
+        return old
+
+    def report(self, diagnostic: Diagnostic) -> None:
+        self.reported.setdefault(self.producer, []).append(diagnostic)
+
+    def need(self, need: Need) -> None:
+        self.needs.setdefault(self.producer, []).append(need)
+        self.needs_by_service.setdefault(need.service, {}).setdefault(self.producer, []).append(
+            need
+        )
+
+    def needs_for(self, service: tuple[str, str]) -> list[Need]:
+        return [
+            n for _, found in sorted(self.needs_by_service.get(service, {}).items()) for n in found
+        ]
 
     def metadata(
         self,
@@ -150,29 +233,13 @@ class ClusterOutputs:
         owner: ObjectRef,
         age: tuple[Any, ...],
         source: Source | None = None,
-    ) -> bool:
-        """Add an object; False (and an `OutputConflict`) if an older owner has it."""
+    ) -> None:
+        """Claim an object for the current producer (decided by `resolve`)."""
         meta = obj["metadata"]
         key = (obj["kind"], meta["namespace"], meta["name"])
-        new = _Entry(obj, owner, age, source)
-        held = self.entries.get(key)
-        if held is not None and held.owner != owner:
-            winner, loser = (new, held) if age < held.age else (held, new)
-            self.entries[key] = winner
-            self.losers.add(loser.owner)
-            self.diagnostics.append(
-                Diagnostic(
-                    Reason.OutputConflict,
-                    f"{key[0]} {key[1]}/{key[2]} is also produced by {winner.owner}, which is "
-                    "older; this resource's outputs in this cluster are not applied",
-                    loser.source,
-                    loser.owner,
-                    cluster=self.cluster,
-                )
-            )
-            return winner is new
-        self.entries[key] = new
-        return True
+        producer = self.producer
+        self.claims.setdefault(key, {})[producer] = _Entry(obj, owner, age, source, producer)
+        self.owned.setdefault(producer, []).append(key)
 
     def add_all(
         self,
@@ -182,42 +249,120 @@ class ClusterOutputs:
         source: Source | None = None,
     ) -> None:
         """`add` for many objects of one owner (the WorkloadEntries of a VirtualDestination)."""
-        entries = self.entries
+        producer = self.producer
+        claims = self.claims
+        keys = self.owned.setdefault(producer, [])
         for obj in objs:
             meta = obj["metadata"]
             key = (obj["kind"], meta["namespace"], meta["name"])
-            if key in entries:
-                self.add(obj, owner, age, source)
+            entry = _Entry(obj, owner, age, source, producer)
+            contenders = claims.get(key)
+            if contenders is None:
+                claims[key] = {producer: entry}
             else:
-                entries[key] = _Entry(obj, owner, age, source)
+                contenders[producer] = entry
+            keys.append(key)
 
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        entry = self.entries.get((kind, namespace, name))
-        return entry.obj if entry else None
+    # -- deciding ----------------------------------------------------------------------------
 
-    def finish(self) -> list[dict[str, Any]]:
-        """The cluster's objects in apply order, oversized ones removed and reported."""
-        out: list[dict[str, Any]] = []
-        for key in sorted(self.entries, key=lambda k: (KIND_ORDER.get(k[0], 99), k[1], k[2])):
-            entry = self.entries[key]
-            if entry.owner in self.losers:
-                continue
-            if key[0] in _GROWING and _items(entry.obj) >= _MEASURE_ITEMS:
-                size = len(json.dumps(entry.obj, separators=(",", ":")).encode())
-                if size > MAX_OBJECT_BYTES:
-                    self.diagnostics.append(
-                        Diagnostic(
+    def resolve(self, keys: set[OutKey] | None = None) -> dict[OutKey, dict[str, Any] | None]:
+        """Decide the objects at `keys` (all when None); returns what changed in `final`.
+
+        Losing status spreads: a producer that newly loses (or stops losing) somewhere has
+        all its keys decided again.
+        """
+        todo = set(self.claims) | set(self.final) if keys is None else set(keys)
+        withdrawn_before = set(self.lost_at)
+        for key in todo:
+            self._contest(key)
+        # Contests only change who is withdrawn; a producer whose status flipped has its
+        # other objects decided again (their contests are unchanged).
+        flipped = withdrawn_before ^ set(self.lost_at)
+        todo |= {k for p in flipped for k in self.owned.get(p, ())}
+        changed: dict[OutKey, dict[str, Any] | None] = {}
+        for key in todo:
+            found = self._decide(key)
+            if found is not _UNCHANGED:
+                changed[key] = found
+        return changed
+
+    def _contest(self, key: OutKey) -> None:
+        contenders = self.claims.get(key, {})
+        for entry in contenders.values():
+            lost = self.lost_at.get(entry.producer)
+            if lost is not None:
+                lost.discard(key)
+                if not lost:
+                    del self.lost_at[entry.producer]
+        self.resolution_notes.pop(key, None)
+        if len(contenders) < 2:
+            return
+        ranked = sorted(contenders.values(), key=lambda e: (e.age, e.producer))
+        winner = ranked[0]
+        notes = []
+        for loser in ranked[1:]:
+            self.lost_at.setdefault(loser.producer, set()).add(key)
+            notes.append(
+                Diagnostic(
+                    Reason.OutputConflict,
+                    f"{key[0]} {key[1]}/{key[2]} is also produced by {winner.owner}, which is "
+                    "older; this resource's outputs in this cluster are not applied",
+                    loser.source,
+                    loser.owner,
+                    cluster=self.cluster,
+                )
+            )
+        self.resolution_notes[key] = notes
+
+    def _decide(self, key: OutKey) -> Any:
+        contenders = self.claims.get(key)
+        obj: dict[str, Any] | None = None
+        size_note: Diagnostic | None = None
+        if contenders:
+            winner = min(contenders.values(), key=lambda e: (e.age, e.producer))
+            if not self.lost_at.get(winner.producer):
+                obj = winner.obj
+                if key[0] in _GROWING and _items(obj) >= _MEASURE_ITEMS:
+                    size = len(json.dumps(obj, separators=(",", ":")).encode())
+                    if size > MAX_OBJECT_BYTES:
+                        obj = None
+                        size_note = Diagnostic(
                             Reason.ObjectTooLarge,
                             f"{key[0]} {key[1]}/{key[2]} would be {size:,} bytes "
                             f"(limit {MAX_OBJECT_BYTES:,}); not emitted",
-                            entry.source,
-                            entry.owner,
+                            winner.source,
+                            winner.owner,
                             cluster=self.cluster,
                         )
-                    )
-                    continue
-            out.append(entry.obj)
-        return out
+        if size_note is None:
+            self.size_notes.pop(key, None)
+        else:
+            self.size_notes[key] = size_note
+        previous = self.final.get(key)
+        if obj is None:
+            if previous is None:
+                return _UNCHANGED
+            del self.final[key]
+            return None
+        if previous is obj or previous == obj:
+            self.final[key] = obj
+            return _UNCHANGED
+        self.final[key] = obj
+        return obj
+
+    def objects(self) -> list[dict[str, Any]]:
+        """The cluster's objects in apply order (after `resolve`)."""
+        return [self.final[k] for k in sorted(self.final, key=sort_key)]
+
+    def diagnostics(self) -> list[Diagnostic]:
+        """Everything reported in this cluster, by producers and by `resolve`."""
+        found = [d for reported in self.reported.values() for d in reported]
+        found.extend(d for notes in self.resolution_notes.values() for d in notes)
+        found.extend(self.size_notes.values())
+        return found
+
+
+_UNCHANGED: Any = object()
 
 
 def _items(obj: dict[str, Any]) -> int:

@@ -34,7 +34,7 @@ from gitops.reasons import Reason
 from gitops.translate import destination_policies
 from gitops.translate.context import Context, ServiceRef
 from gitops.translate.destination_policies import DestinationPolicies
-from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent
+from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent, ProducerKey
 
 VirtualDestination = ConfigObject[VirtualDestinationSpec]
 #: Port of the east-west gateway Service that passes mTLS through by SNI (Istio's default).
@@ -211,22 +211,25 @@ class VirtualDestinations:
             vd, ws, backing, remotes, tuple(sorted(sans)), viewers, parent, vip, vd.age_key(), {}
         )
 
-    def render(self, cluster: str, out: ClusterOutputs) -> None:
+    def producers(self) -> list[tuple[ProducerKey, _Plan]]:
+        return [(("VirtualDestination", p.vd.namespace, p.vd.name), p) for p in self.plans]
+
+    def render_plan(self, plan: _Plan, cluster: str, out: ClusterOutputs) -> None:
+        """A VirtualDestination's ServiceEntry, WorkloadEntries and DestinationRules."""
         ctx = self.ctx
         inputs = ctx.inputs[cluster]
-        for plan in self.plans:
-            consumers = sorted(
-                {ns for v in plan.viewers for ns in ctx.membership.namespaces_in(v, cluster)}
-            )
-            if not consumers:
-                continue
-            vd = plan.vd
-            if vd.namespace in inputs.namespaces:
-                placements = [(vd.namespace, consumers)]
-            else:
-                placements = [(ns, ["."]) for ns in consumers]
-            for namespace, export_to in placements:
-                self._emit(plan, cluster, out, namespace, export_to)
+        consumers = sorted(
+            {ns for v in plan.viewers for ns in ctx.membership.namespaces_in(v, cluster)}
+        )
+        if not consumers:
+            return
+        vd = plan.vd
+        if vd.namespace in inputs.namespaces:
+            placements = [(vd.namespace, consumers)]
+        else:
+            placements = [(ns, ["."]) for ns in consumers]
+        for namespace, export_to in placements:
+            self._emit(plan, cluster, out, namespace, export_to)
 
     def _emit(
         self, plan: _Plan, cluster: str, out: ClusterOutputs, namespace: str, export_to: list[str]

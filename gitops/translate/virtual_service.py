@@ -17,6 +17,9 @@ Called by `translate` for every rendered cluster, after `routes` (flattening) an
   (`failureMode: ROUTE_REPLACEMENT`, the default); with `FREEZE_CONFIG` the table is
   not rendered at all and its previous outputs are kept (`Translation.frozen`);
 - subsets register a client DestinationRule need in the VirtualService's namespace.
+
+Each root table is one producer (`producers`, `render_table`): everything it renders in a
+cluster is claimed under its key, so it can be rendered again alone.
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ from gitops.translate import route_policies
 from gitops.translate.context import Context, ServiceRef
 from gitops.translate.destinations import Resolver
 from gitops.translate.gateway import Gateways, Instance
-from gitops.translate.outputs import MAX_OBJECT_BYTES, NETWORKING, ClusterOutputs, Parent
+from gitops.translate.outputs import (
+    MAX_OBJECT_BYTES,
+    NETWORKING,
+    ClusterOutputs,
+    Need,
+    Parent,
+    ProducerKey,
+)
 from gitops.translate.route_policies import RoutePolicies
 from gitops.translate.routes import FlatRoute, Flattener
 
@@ -55,21 +65,15 @@ _METADATA_ALLOWANCE = 64 * 1024
 
 
 @dataclass
-class SubsetNeeds:
-    """Subsets used by VirtualServices of one cluster: (namespace, host) -> subsets."""
-
-    needs: dict[tuple[str, str], dict[str, Mapping[str, str]]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-    services: dict[tuple[str, str], ServiceRef] = field(default_factory=dict)
-    sources: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
-
-
-@dataclass
 class _Built:
+    """A table's routes for one kind of client in one kind of cluster, shared by every
+    VirtualService copy (namespaces, clusters) that looks the same."""
+
     http: list[dict[str, Any]]
     subsets: list[tuple[ServiceRef, str, str, Mapping[str, str]]]
     sources: set[str]
+    #: Problems found while building; reported again by every producer render using it.
+    diagnostics: list[Diagnostic] = field(default_factory=list)
     size: int = -1  # serialized bytes of `http`, measured once however often it is emitted
 
     def measured(self) -> int:
@@ -162,13 +166,7 @@ class VirtualServices:
 
     # -- building routes ----------------------------------------------------------------
 
-    def _route(
-        self,
-        flat: FlatRoute,
-        cluster: str,
-        sources: set[str],
-        subsets: list[tuple[ServiceRef, str, str, Mapping[str, str]]],
-    ) -> dict[str, Any] | None:
+    def _route(self, flat: FlatRoute, cluster: str, built: _Built) -> dict[str, Any] | None:
         route = flat.route
         out: dict[str, Any] = {"name": flat.name}
         if flat.replaced is not None:
@@ -177,7 +175,7 @@ class VirtualServices:
         if route.delegate is not None or route.graphql is not None:
             return None
         policies = self.policies.for_route(flat.key)
-        sources.update(p.source.file for p in policies.values())
+        built.sources.update(p.source.file for p in policies.values())
         if route.redirect is not None:
             r = route.redirect
             redirect: dict[str, Any] = {"redirectCode": _REDIRECT_CODES[r.response_code]}
@@ -199,10 +197,10 @@ class VirtualServices:
             for j, dest in enumerate(dests):
                 resolved = self.resolver.resolve(flat, j, dest, cluster)
                 if resolved.warning is not None:
-                    self._diag(resolved.warning)
+                    built.diagnostics.append(resolved.warning)
                 if resolved.problem is not None or resolved.destination is None:
                     if resolved.problem is not None:
-                        self._diag(resolved.problem)
+                        built.diagnostics.append(resolved.problem)
                     out["directResponse"] = _REPLACEMENT
                     return out
                 target: dict[str, Any] = {"destination": resolved.destination}
@@ -210,7 +208,7 @@ class VirtualServices:
                     target["weight"] = weights[j]
                 targets.append(target)
                 if resolved.subset is not None:
-                    subsets.append(resolved.subset)
+                    built.subsets.append(resolved.subset)
             out["route"] = targets
             rewrite: dict[str, Any] = {}
             if forward.path_rewrite is not None:
@@ -244,13 +242,11 @@ class VirtualServices:
         built = self._cache.get(key)
         if built is not None:
             return built
-        sources = {table.source.file}
-        subsets: list[tuple[ServiceRef, str, str, Mapping[str, str]]] = []
-        http = []
+        built = _Built([], [], {table.source.file})
         names_used: dict[str, int] = {}
         for fr in flat:
-            sources.add(fr.table.source.file)
-            route = self._route(fr, cluster, sources, subsets)
+            built.sources.add(fr.table.source.file)
+            route = self._route(fr, cluster, built)
             if route is None:
                 continue
             # A child table delegated to twice lands twice in one VirtualService; Istio
@@ -264,8 +260,19 @@ class VirtualServices:
                 for m in fr.matches
                 for labels in clients
             ]
-            http.append(route)
-        built = _Built(http, subsets, sources)
+            built.http.append(route)
+        if built.http and built.measured() > MAX_OBJECT_BYTES - _METADATA_ALLOWANCE:
+            built.diagnostics.append(
+                Diagnostic(
+                    Reason.ObjectTooLarge,
+                    f"its VirtualService would be over {MAX_OBJECT_BYTES:,} bytes "
+                    f"({built.size:,} bytes of routes); not emitted",
+                    table.source,
+                    table.ref,
+                    "spec.http",
+                )
+            )
+            built.http = []
         self._cache[key] = built
         return built
 
@@ -288,69 +295,84 @@ class VirtualServices:
 
     # -- per cluster ------------------------------------------------------------------------
 
-    def render(self, cluster: str, out: ClusterOutputs, subsets: SubsetNeeds) -> None:
+    def producers(self) -> list[tuple[ProducerKey, Table, list[FlatRoute]]]:
+        """One producer per root table (frozen tables produce nothing)."""
+        return [
+            (("RouteTable", table.namespace, table.name), table, flat)
+            for table, flat in self.roots
+            if table.ref not in self.frozen
+        ]
+
+    def subset_services(self) -> set[tuple[str, str]]:
+        """Services some route sends to with a subset (they get client DestinationRules)."""
+        found: set[tuple[str, str]] = set()
+        for _, flat in self.roots:
+            for fr in flat:
+                for j, dest in enumerate(fr.destinations):
+                    if dest.subset:
+                        base = self.resolver.base(fr, j, dest)
+                        if base.service is not None:
+                            s = base.service.service
+                            found.add((s.namespace, s.name))
+        return found
+
+    def render_table(
+        self, table: Table, flat: list[FlatRoute], cluster: str, out: ClusterOutputs
+    ) -> None:
+        """A root table's VirtualServices in one cluster, and the subsets they need."""
         ctx = self.ctx
-        instances_by_vg: dict[ObjectRef, list[Instance]] = defaultdict(list)
-        for inst in self.gateways.in_cluster(cluster):
-            instances_by_vg[inst.vg.ref].append(inst)
-        for table, flat in self.roots:
-            if table.ref in self.frozen:
-                continue
-            ws = ctx.workspace_of[table.ref]
-            spec = table.spec
-            parent = Parent(
-                "networking.gloo.solo.io",
-                "v2",
-                "RouteTable",
-                table.name,
-                table.namespace,
-                table.cluster,
+        ws = ctx.workspace_of[table.ref]
+        spec = table.spec
+        parent = Parent(
+            "networking.gloo.solo.io",
+            "v2",
+            "RouteTable",
+            table.name,
+            table.namespace,
+            table.cluster,
+        )
+        annotations = dict(spec.virtual_service_annotations) or None
+        # Gateway clients: one VirtualService per gateway namespace.
+        by_ns: dict[str, list[Instance]] = defaultdict(list)
+        for vg in self._attached[table.ref]:
+            for inst in self.gateways.instances(cluster, vg.ref):
+                by_ns[inst.service.namespace].append(inst)
+        for ns, insts in sorted(by_ns.items()):
+            labels = tuple(sorted({tuple(sorted(i.service.selector.items())) for i in insts}))
+            built = self._http(table, flat, cluster, labels)
+            consumer = ctx.membership.owner_of(cluster, ns)
+            self._emit(
+                out,
+                table,
+                parent,
+                ns,
+                consumer,
+                ws,
+                built,
+                annotations,
+                sorted({i.name for i in insts}),
             )
-            annotations = dict(spec.virtual_service_annotations) or None
-            # Gateway clients: one VirtualService per gateway namespace.
-            by_ns: dict[str, list[Instance]] = defaultdict(list)
-            for vg in self._attached[table.ref]:
-                for inst in instances_by_vg.get(vg.ref, ()):
-                    by_ns[inst.service.namespace].append(inst)
-            for ns, insts in sorted(by_ns.items()):
-                labels = tuple(sorted({tuple(sorted(i.service.selector.items())) for i in insts}))
-                built = self._http(table, flat, cluster, labels)
-                consumer = ctx.membership.owner_of(cluster, ns)
-                self._emit(
-                    out,
-                    table,
-                    parent,
-                    ns,
-                    consumer,
-                    ws,
-                    built,
-                    annotations,
-                    sorted({i.name for i in insts}),
-                    subsets,
-                )
-            # Sidecar clients.
-            if spec.virtual_gateways and not spec.workload_selectors:
-                continue
-            clients = tuple(
-                sorted(
-                    {
-                        tuple(sorted(w.selector.labels.items())) if w.selector else ()
-                        for w in spec.workload_selectors
-                    }
-                )
-            ) or ((),)
-            consumers = [
-                (consumer, ns)
-                for consumer in ctx.visibility.viewers(ws, "ROUTE_TABLE", ctx.target(table))
-                for ns in ctx.membership.namespaces_in(consumer, cluster)
-            ]
-            if not consumers:
-                continue  # nothing in this cluster sees the table: no output, no warnings
-            built = self._http(table, flat, cluster, clients)
-            for consumer, ns in consumers:
-                self._emit(
-                    out, table, parent, ns, consumer, ws, built, annotations, ["mesh"], subsets
-                )
+        # Sidecar clients.
+        if spec.virtual_gateways and not spec.workload_selectors:
+            return
+        clients = tuple(
+            sorted(
+                {
+                    tuple(sorted(w.selector.labels.items())) if w.selector else ()
+                    for w in spec.workload_selectors
+                }
+            )
+        ) or ((),)
+        consumers = [
+            (consumer, ns)
+            for consumer in ctx.visibility.viewers(ws, "ROUTE_TABLE", ctx.target(table))
+            for ns in ctx.membership.namespaces_in(consumer, cluster)
+        ]
+        if not consumers:
+            return  # nothing in this cluster sees the table: no output, no warnings
+        built = self._http(table, flat, cluster, clients)
+        for consumer, ns in consumers:
+            self._emit(out, table, parent, ns, consumer, ws, built, annotations, ["mesh"])
 
     def _emit(
         self,
@@ -363,21 +385,10 @@ class VirtualServices:
         built: _Built,
         annotations: dict[str, str] | None,
         gateways: Sequence[str],
-        subsets: SubsetNeeds,
     ) -> None:
+        for d in built.diagnostics:
+            out.report(d)
         if not built.http:
-            return
-        if built.measured() > MAX_OBJECT_BYTES - _METADATA_ALLOWANCE:
-            self._diag(
-                Diagnostic(
-                    Reason.ObjectTooLarge,
-                    f"its VirtualService would be over {MAX_OBJECT_BYTES:,} bytes "
-                    f"({built.size:,} bytes of routes); not emitted",
-                    table.source,
-                    table.ref,
-                    "spec.http",
-                )
-            )
             return
         name = names.sanitize(
             f"routetable-{table.name}-{table.namespace}-{table.cluster}-{consumer or owner_ws}"
@@ -395,10 +406,9 @@ class VirtualServices:
                 "http": built.http,
             },
         }
-        if not out.add(obj, table.ref, table.age_key(), table.source):
-            return
+        out.add(obj, table.ref, table.age_key(), table.source)
         for service, host, subset, labels in built.subsets:
-            key = (namespace, host)
-            subsets.needs[key][subset] = labels
-            subsets.services[key] = service
-            subsets.sources[key].add(table.source.file)
+            s = service.service
+            out.need(
+                Need((s.namespace, s.name), namespace, host, subset, labels, table.source.file)
+            )

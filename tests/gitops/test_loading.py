@@ -373,10 +373,10 @@ def test_kubernetes_cluster_with_an_invalid_name_is_refused() -> None:
             "apps/v1",
         ),
         (
-            "apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\n"
+            "apiVersion: security.policy.gloo.solo.io/v2\nkind: CORSPolicy\n"
             "metadata: {name: p, namespace: n}\nspec: {anything: [goes]}\n",
             Reason.UnsupportedKind,
-            "AccessPolicy",
+            "CORSPolicy",
         ),
         (
             ROUTE_TABLE.replace("/v2", "/v1alpha1"),
