@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from gitops.models.admin import KubernetesClusterSpec, WorkspaceSettingsSpec, WorkspaceSpec
 from gitops.models.base import GlooModel
+from gitops.models.external import ExternalServiceSpec
 from gitops.models.networking import RouteTableSpec, VirtualDestinationSpec, VirtualGatewaySpec
 from gitops.models.policies import (
     FailoverPolicySpec,
@@ -20,6 +21,7 @@ from gitops.models.policies import (
     OutlierDetectionPolicySpec,
     RetryTimeoutPolicySpec,
 )
+from gitops.models.security import AccessPolicySpec, JWTPolicySpec
 
 __all__ = [
     "GLOO_GROUP_SUFFIX",
@@ -40,7 +42,7 @@ RESILIENCE = "resilience.policy.gloo.solo.io"
 TRAFFIC_CONTROL = "trafficcontrol.policy.gloo.solo.io"
 SECURITY = "security.policy.gloo.solo.io"
 
-#: The first-wave kinds, all served at `v2`.
+#: The supported kinds, all served at `v2`.
 SUPPORTED: dict[tuple[str, str], type[GlooModel]] = {
     (ADMIN, "KubernetesCluster"): KubernetesClusterSpec,
     (ADMIN, "Workspace"): WorkspaceSpec,
@@ -48,11 +50,14 @@ SUPPORTED: dict[tuple[str, str], type[GlooModel]] = {
     (NETWORKING, "RouteTable"): RouteTableSpec,
     (NETWORKING, "VirtualGateway"): VirtualGatewaySpec,
     (NETWORKING, "VirtualDestination"): VirtualDestinationSpec,
+    (NETWORKING, "ExternalService"): ExternalServiceSpec,
     (RESILIENCE, "RetryTimeoutPolicy"): RetryTimeoutPolicySpec,
     (RESILIENCE, "FaultInjectionPolicy"): FaultInjectionPolicySpec,
     (RESILIENCE, "FailoverPolicy"): FailoverPolicySpec,
     (RESILIENCE, "OutlierDetectionPolicy"): OutlierDetectionPolicySpec,
     (TRAFFIC_CONTROL, "HeaderManipulationPolicy"): HeaderManipulationPolicySpec,
+    (SECURITY, "AccessPolicy"): AccessPolicySpec,
+    (SECURITY, "JWTPolicy"): JWTPolicySpec,
 }
 
 #: Versions of the supported kinds. Some Gloo kinds exist only as `v2alpha1` (ExternalWorkload,
@@ -96,7 +101,6 @@ KNOWN_UNSUPPORTED: frozenset[tuple[str, str]] = frozenset(
         "CloudProvider",
         "CloudResources",
         "ExternalEndpoint",
-        "ExternalService",
         "ExternalWorkload",
         "ProgressiveDelivery",
     )
@@ -112,14 +116,12 @@ KNOWN_UNSUPPORTED: frozenset[tuple[str, str]] = frozenset(
     )
     | _kinds(
         SECURITY,
-        "AccessPolicy",
         "CORSPolicy",
         "CSRFPolicy",
         "ClientTLSPolicy",
         "DLPPolicy",
         "ExtAuthPolicy",
         "GraphQLAllowedQueryPolicy",
-        "JWTPolicy",
         "WAFPolicy",
     )
     | _kinds(
