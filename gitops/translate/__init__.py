@@ -43,12 +43,23 @@ class ClusterOutput:
     diagnostics: tuple[Diagnostic, ...]
 
 
+#: What a producer's output depends on, for incremental translation:
+#:   ("ref", kind, namespace, name)  - one config object (added, changed or removed);
+#:   ("kind", kind, workspace)       - any config object of a kind placed in a workspace;
+#:   ("input", cluster)              - anything discovered in a cluster.
+#: A producer is rendered again when one of its deps changes. Deps may be generous (a
+#: wider dep only costs time); a missing dep is a bug (tests/gitops/test_incremental.py
+#: compares incremental results with full renders).
+Dep = tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Producer:
     """Something that renders part of every cluster: `render(cluster, out)`."""
 
     key: ProducerKey
     render: Callable[[str, ClusterOutputs], None]
+    deps: frozenset[Dep] = frozenset()
 
 
 @dataclass

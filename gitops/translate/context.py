@@ -70,6 +70,12 @@ class Context:
     def virtual_destination(self, namespace: str, name: str) -> ConfigObject[Any] | None:
         return self.vds_by_key.get((namespace, name))
 
+    def trust_domain(self, cluster: str) -> str:
+        """The cluster's Istio trust domain (principals `<td>/ns/<ns>/sa/<sa>`, SPIFFE
+        SANs): the data-plane values' `gitops.mesh.trustDomain`, else the cluster name."""
+        configured = getattr(self.bundle.helm, "trust_domain", None)
+        return str(configured(cluster)) if callable(configured) else cluster
+
     def cluster_domain(self, cluster: str) -> str:
         registered = self.clusters.get(cluster)
         return registered.spec.cluster_domain if registered else "cluster.local"

@@ -77,12 +77,6 @@ def east_west_gateway(inputs: ClusterInputs) -> tuple[Service, int] | None:
     return None
 
 
-def trust_domain(cluster: str) -> str:
-    """Trust domain of a cluster's mesh: its name, as in Gloo's examples (typed Helm
-    values will make this configurable)."""
-    return cluster
-
-
 class VirtualDestinations:
     def __init__(self, ctx: Context, policies: DestinationPolicies) -> None:
         self.ctx = ctx
@@ -199,9 +193,8 @@ class VirtualDestinations:
             inputs = ctx.inputs[cluster]
             accounts = {w.service_account for w in inputs.workloads_for(ref.service)}
             for account in accounts or {"default"}:
-                sans.add(
-                    f"spiffe://{trust_domain(cluster)}/ns/{ref.service.namespace}/sa/{account}"
-                )
+                domain = ctx.trust_domain(cluster)
+                sans.add(f"spiffe://{domain}/ns/{ref.service.namespace}/sa/{account}")
         viewers = ctx.visibility.viewers(ws, "VIRTUAL_DESTINATION", ctx.target(vd))
         parent = Parent(
             "networking.gloo.solo.io", "v2", "VirtualDestination", vd.name, vd.namespace, vd.cluster
