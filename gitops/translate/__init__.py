@@ -96,16 +96,23 @@ class Translation:
     def producers(self) -> list[Producer]:
         """Every producer, in render order: client DestinationRules read what RouteTables
         recorded, so they come last."""
+        # Everything below reads discovered objects of every cluster (services, gateways,
+        # service accounts): an input change anywhere renders them again.
+        inputs: frozenset[Dep] = frozenset(("input", c) for c in self.ctx.inputs)
         found: list[Producer] = []
         for key, vg in self.gateways.producers():
-            found.append(Producer(key, _bind(self.gateways.render_gateway, vg)))
+            deps = inputs | {("ref", "VirtualGateway", vg.namespace, vg.name)}
+            found.append(Producer(key, _bind(self.gateways.render_gateway, vg), deps))
         vs = self.virtual_services
         for key, table, flat in vs.producers():
-            found.append(Producer(key, _bind(vs.render_table, table, flat)))
-        for key, plan in self.virtual_destinations.producers():
-            found.append(Producer(key, _bind(self.virtual_destinations.render_plan, plan)))
+            deps = inputs | vs.deps_of(table, flat)
+            found.append(Producer(key, _bind(vs.render_table, table, flat), deps))
+        vds = self.virtual_destinations
+        for key, plan in vds.producers():
+            found.append(Producer(key, _bind(vds.render_plan, plan), inputs | vds.deps_of(plan)))
         for key, service in destination_rule.producers(self.policies, vs.subset_services()):
-            found.append(Producer(key, _bind_service(self.ctx, service, self.policies)))
+            deps = inputs | destination_rule.deps_of(service, self.policies)
+            found.append(Producer(key, _bind_service(self.ctx, service, self.policies), deps))
         return found
 
     def render_into(self, out: ClusterOutputs, producers: list[Producer]) -> None:

@@ -37,6 +37,15 @@ def producers(
     return [(("ClientDR", ns, name), (ns, name)) for ns, name in sorted(keys)]
 
 
+def deps_of(service: ServiceKey, policies: DestinationPolicies) -> set[tuple[str, ...]]:
+    """The destination policies chosen for the Service's ports. (What RouteTables need is
+    followed separately: their `Need`s are compared when they are rendered again.)"""
+    chosen = policies.applied.get(("SERVICE", *service), {})
+    return {
+        ("ref", p.kind, p.namespace, p.name) for found in chosen.values() for p in found.values()
+    }
+
+
 def render_service(
     ctx: Context,
     service_key: ServiceKey,

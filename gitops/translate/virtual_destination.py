@@ -207,6 +207,20 @@ class VirtualDestinations:
     def producers(self) -> list[tuple[ProducerKey, _Plan]]:
         return [(("VirtualDestination", p.vd.namespace, p.vd.name), p) for p in self.plans]
 
+    def deps_of(self, plan: _Plan) -> set[tuple[str, ...]]:
+        """The VD, the policies chosen for its ports, and every VirtualDestination of the
+        workspaces that see it (another one taking the same host changes who serves it)."""
+        vd = plan.vd
+        deps: set[tuple[str, ...]] = {("ref", "VirtualDestination", vd.namespace, vd.name)}
+        chosen = self.policies.applied.get(("VIRTUAL_DESTINATION", vd.namespace, vd.name), {})
+        deps.update(
+            ("ref", p.kind, p.namespace, p.name)
+            for found in chosen.values()
+            for p in found.values()
+        )
+        deps.update(("kind", "VirtualDestination", ws) for ws in plan.viewers)
+        return deps
+
     def render_plan(self, plan: _Plan, cluster: str, out: ClusterOutputs) -> None:
         """A VirtualDestination's ServiceEntry, WorkloadEntries and DestinationRules."""
         ctx = self.ctx

@@ -303,6 +303,23 @@ class VirtualServices:
             if table.ref not in self.frozen
         ]
 
+    def deps_of(self, table: Table, flat: list[FlatRoute]) -> set[tuple[str, ...]]:
+        """What a root table's VirtualServices depend on (see `Dep` in translate/__init__):
+        the tables of its routes, the policies chosen for them, the VirtualGateways and
+        VirtualDestinations it names (found or not: creating one changes the output)."""
+        deps: set[tuple[str, ...]] = {("ref", "RouteTable", table.namespace, table.name)}
+        for fr in flat:
+            deps.add(("ref", "RouteTable", fr.table.namespace, fr.table.name))
+            for policy in self.policies.for_route(fr.key).values():
+                deps.add(("ref", policy.kind, policy.namespace, policy.name))
+            for dest in fr.destinations:
+                if dest.kind == "VIRTUAL_DESTINATION":
+                    ns = dest.ref.namespace or fr.table.namespace
+                    deps.add(("ref", "VirtualDestination", ns, dest.ref.name))
+        for ref in table.spec.virtual_gateways:
+            deps.add(("ref", "VirtualGateway", ref.namespace or table.namespace, ref.name))
+        return deps
+
     def subset_services(self) -> set[tuple[str, str]]:
         """Services some route sends to with a subset (they get client DestinationRules)."""
         found: set[tuple[str, str]] = set()
