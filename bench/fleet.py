@@ -53,10 +53,12 @@ _REGIONS = ("us-east-1", "us-west-1", "eu-west-1", "eu-central-1", "ap-south-1")
 class FleetSize:
     clusters: int
     services: int
+    #: Service isolation in every workspace and an AccessPolicy on every other service.
+    security: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.clusters}x{self.services}"
+        return f"{self.clusters}x{self.services}" + ("-sec" if self.security else "")
 
 
 @dataclass(frozen=True)
@@ -98,14 +100,16 @@ class Fleet:
 
 
 def parse_size(text: str) -> FleetSize:
-    """`"100x1000"` -> FleetSize(100, 1000)."""
+    """`"100x1000"` -> FleetSize(100, 1000); a `-sec` suffix adds isolation and policies."""
+    lowered = text.lower()
+    security = lowered.endswith("-sec")
     try:
-        clusters, services = (int(part) for part in text.lower().split("x"))
+        clusters, services = (int(part) for part in lowered.removesuffix("-sec").split("x"))
     except ValueError:
         raise ValueError(f"size '{text}' is not CLUSTERSxSERVICES (e.g. 10x100)") from None
     if clusters < 1 or services < 1:
         raise ValueError(f"size '{text}' needs at least one cluster and one service")
-    return FleetSize(clusters, services)
+    return FleetSize(clusters, services, security)
 
 
 def default_cache() -> Path:
@@ -260,6 +264,40 @@ metadata:
 spec: {{}}
 """
 
+_ISOLATED_SETTINGS = """\
+apiVersion: admin.gloo.solo.io/v2
+kind: WorkspaceSettings
+metadata:
+  name: ws-{ns:02d}
+  namespace: team-{ns:02d}
+spec:
+  options:
+    serviceIsolation:
+      enabled: true
+"""
+
+_ACCESS_POLICY = """\
+apiVersion: security.policy.gloo.solo.io/v2
+kind: AccessPolicy
+metadata:
+  name: {svc}-access
+  namespace: {ns}
+spec:
+  applyToDestinations:
+  - selector:
+      name: {svc}
+      namespace: {ns}
+  config:
+    authn:
+      tlsMode: STRICT
+    authzList:
+    - allowedClients:
+      - serviceAccountSelector:
+          name: {client}
+          namespace: {ns}
+      allowedMethods: [GET]
+"""
+
 _FAILOVER = """\
 apiVersion: resilience.policy.gloo.solo.io/v2
 kind: FailoverPolicy
@@ -407,7 +445,7 @@ def _write_repo(writer: _Writer, size: FleetSize) -> None:
         writer.write(
             f"repo/{ns}/workspace.yaml",
             [
-                _WORKSPACE_SETTINGS.format(ns=ns_index),
+                (_ISOLATED_SETTINGS if size.security else _WORKSPACE_SETTINGS).format(ns=ns_index),
                 _FAILOVER.format(ns=ns_index),
                 _OUTLIER.format(ns=ns_index),
             ],
@@ -425,6 +463,9 @@ def _write_repo(writer: _Writer, size: FleetSize) -> None:
                     docs.append(_FAULT.format(svc=svc, ns=ns))
                 if i % 10 == 0:
                     docs.append(_VIRTUAL_DESTINATION.format(svc=svc, ns=ns))
+                if size.security and i % 2 == 0:
+                    client = _service_name(i + 1 if i + 1 < size.services else i)
+                    docs.append(_ACCESS_POLICY.format(svc=svc, ns=ns, client=client))
             writer.write(f"repo/{ns}/services-{part:03d}.yaml", docs)
 
 

@@ -8,6 +8,7 @@ a resource INVALID/FAILED); 2 usage or internal error. Errors go to stderr as
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import sys
@@ -20,7 +21,8 @@ import click
 from controller import batch
 from controller.sources import SourceError, open_source
 from controller.sources.snapshots import read_snapshot_dir
-from gitops import pipeline, rendering
+from gitops import install as install_manifests
+from gitops import names, pipeline, rendering
 from gitops.translate import ClusterOutput
 from gitops.tree import Tree
 
@@ -117,11 +119,25 @@ def validate(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write <cluster>.yaml files into.",
 )
+@click.option(
+    "--since",
+    default=None,
+    metavar="REV",
+    help="Render only the clusters whose output can differ from REV's (Git sources).",
+)
 def render(
-    path: str, ref: str | None, cache_dir: Path | None, snapshot: Path, output: Path
+    path: str,
+    ref: str | None,
+    cache_dir: Path | None,
+    snapshot: Path,
+    output: Path,
+    since: str | None,
 ) -> None:
     """Translate a config repository into OUT/<cluster>.yaml, one file per cluster."""
     tree = _read(path, ref, cache_dir)
+    base = _read(path, since, cache_dir) if since else None
+    if base is not None and base.revision is None:
+        _fail("--since needs a Git repository (a plain directory has no history)")
     snapshots = _snapshots(snapshot)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -131,14 +147,76 @@ def render(
             rendering.write_all(cluster_output.objects, fh.write)
 
     with batch.collector_tuned() as freeze:
-        outcome = pipeline.run(tree, snapshots, write, _progress(freeze))
+        outcome = pipeline.run(tree, snapshots, write, _progress(freeze), base)
     _clear_progress()
     for d in outcome.diagnostics:
         click.echo(d.format(), err=True)
     for summary in outcome.clusters:
         click.echo(summary.line())
+    if since:
+        unchanged = ", ".join(outcome.skipped) or "none"
+        click.echo(f"unchanged since {since} (not rendered): {unchanged}")
     click.echo(_summary(outcome))
     sys.exit(1 if outcome.failed else 0)
+
+
+@main.group("install")
+def install_group() -> None:
+    """Kubernetes manifests for the management server and the agents."""
+
+
+@install_group.command("render")
+@click.option(
+    "--values",
+    "values_files",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Helm values file; repeat to merge several (later files win).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the manifests to this file instead of stdout.",
+)
+@click.option("--cluster", help="Cluster name, for data-plane values without common.cluster.")
+@click.option(
+    "-n",
+    "--namespace",
+    default="gloo-mesh",
+    show_default=True,
+    help="Namespace to install into (the referenced Secrets must be there).",
+)
+def install_render(
+    values_files: tuple[Path, ...], output: Path | None, cluster: str | None, namespace: str
+) -> None:
+    """Render install manifests from Helm values: problems on stderr, YAML on stdout."""
+    if not names.is_dns_label(namespace):
+        raise click.BadParameter(f"{namespace!r} is not a namespace name", param_hint="--namespace")
+    if cluster is not None and (problem := names.cluster_name_problem(cluster)):
+        raise click.BadParameter(problem, param_hint="--cluster")
+    try:
+        files = [(str(path), path.read_bytes()) for path in values_files]
+    except OSError as exc:
+        _fail(f"cannot read {exc.filename}: {exc.strerror}")
+        raise
+    options = install_manifests.Options(namespace, _version(), cluster)
+    result = install_manifests.render_files(files, options)
+    for d in result.diagnostics:
+        click.echo(d.format(), err=True)
+    if result.failed:
+        sys.exit(1)
+    text = rendering.dump_all(result.objects)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def _version() -> str:
+    """This CLI's version: the default tag of our images in rendered manifests."""
+    return importlib.metadata.version("mesh-gitops")
 
 
 def _progress(freeze: Callable[[str], None]) -> Callable[[str], None]:

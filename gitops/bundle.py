@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from gitops import parsing
 from gitops.diagnostics import Diagnostic, Source
+from gitops.helm.models import Values
 from gitops.ids import ObjectRef, Revision
 from gitops.models.base import GlooModel, ObjectMeta
 
@@ -76,10 +77,42 @@ class ConfigObject(Generic[S]):
 
 @dataclass(frozen=True, slots=True)
 class HelmValues:
-    """Raw Helm values from `helm/` (typed models arrive with the install work)."""
+    """The Helm values of `helm/`, checked by `gitops.helm.validation`.
 
+    A file with schema errors (or a `common.cluster` naming another cluster) is not used:
+    it is reported, listed in `Bundle.unreadable_files`, and absent here.
+    """
+
+    #: `helm/mgmt-plane.yaml` as written (empty when absent or unreadable).
     mgmt_plane: Mapping[str, Any] = field(default_factory=dict)
-    data_plane: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Typed values of each usable `helm/data-plane/<cluster>.yaml`, by cluster name.
+    data_plane: Mapping[str, Values] = field(default_factory=dict)
+    #: Typed values of `helm/mgmt-plane.yaml`: the chart's defaults when there is no such
+    #: file, None when the file cannot be used.
+    mgmt: Values | None = field(default_factory=Values)
+
+    def trust_domain(self, cluster: str) -> str:
+        """The cluster's Istio trust domain: its data-plane `gitops.mesh.trustDomain`, else
+        the cluster name (also when its data-plane values are missing or unusable)."""
+        values = self.data_plane.get(cluster)
+        configured = values.gitops.mesh.trust_domain if values is not None else None
+        return configured or cluster
+
+
+@dataclass(frozen=True, slots=True)
+class FileLoad:
+    """What one config file contributed, before duplicates across files are refused.
+
+    Kept in the Bundle so the next load can reuse it when the file's bytes are unchanged.
+    """
+
+    data: bytes
+    objects: tuple[ConfigObject[Any], ...]
+    diagnostics: tuple[Diagnostic, ...]
+    invalid: frozenset[ObjectRef]
+    #: Every identity the file defines (valid or not), for duplicate detection.
+    seen: tuple[tuple[ObjectRef, Source], ...]
+    broken: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +136,8 @@ class Bundle:
     complete: bool = True
     #: The objects by reference (filled in by the loader).
     by_ref: Mapping[ObjectRef, ConfigObject[Any]] = field(default_factory=dict)
+    #: Per config file: what it contributed (reused by the next load when unchanged).
+    per_file: Mapping[str, FileLoad] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> Iterator[ConfigObject[Any]]:
         return (o for o in self.objects if o.ref.kind == kind)

@@ -94,14 +94,23 @@ class ClusterInputs:
     diagnostics: tuple[Diagnostic, ...] = ()
     by_key: Mapping[tuple[str, str], Service] = field(init=False, repr=False, compare=False)
     workloads_in: Mapping[str, tuple[Workload, ...]] = field(init=False, repr=False, compare=False)
+    workloads_by_label: Mapping[tuple[str, str, str], tuple[Workload, ...]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_key", {(s.namespace, s.name): s for s in self.services})
         per_namespace: dict[str, list[Workload]] = {}
+        per_label: dict[tuple[str, str, str], list[Workload]] = {}
         for w in self.workloads:
             per_namespace.setdefault(w.namespace, []).append(w)
+            for k, v in w.labels.items():
+                per_label.setdefault((w.namespace, k, v), []).append(w)
         object.__setattr__(
             self, "workloads_in", {ns: tuple(ws) for ns, ws in per_namespace.items()}
+        )
+        object.__setattr__(
+            self, "workloads_by_label", {key: tuple(ws) for key, ws in per_label.items()}
         )
 
     def service(self, namespace: str, name: str) -> Service | None:
@@ -122,9 +131,10 @@ class ClusterInputs:
         if not service.selector:
             return []
         items = service.selector.items()
-        return [
-            w for w in self.workloads_in.get(service.namespace, ()) if items <= w.labels.items()
-        ]
+        ns = service.namespace
+        # Candidates: the workloads carrying the rarest of the selector's labels.
+        candidates = min((self.workloads_by_label.get((ns, k, v), ()) for k, v in items), key=len)
+        return [w for w in candidates if items <= w.labels.items()]
 
 
 class _Bad(Exception):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +27,14 @@ from gitops.bundle import (
     CLUSTER_ANNOTATION,
     Bundle,
     ConfigObject,
+    FileLoad,
     HelmValues,
     format_field_path,
     parse_timestamp,
 )
 from gitops.diagnostics import Diagnostic, Source
+from gitops.helm import validation as helm_validation
+from gitops.helm.models import Values
 from gitops.ids import ObjectRef
 from gitops.models.base import ObjectMeta
 from gitops.reasons import Reason
@@ -137,15 +141,17 @@ class _Helm:
     config_cluster: str
     #: helm/ files that could not be used.
     unreadable: set[str]
-    #: False when the management plane's values could not be read: the config cluster's
-    #: name (and so every placement) is then unknown.
+    #: False when the management plane's values could not be used: the config cluster's
+    #: name (and so every placement) is then not known for sure.
     complete: bool
 
 
 def _helm(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> _Helm:
-    mgmt: dict[str, Any] = {}
-    mgmt_path = ""
-    data_plane: dict[str, dict[str, Any]] = {}
+    """Read and check `helm/mgmt-plane.yaml` and `helm/data-plane/<cluster>.yaml`
+    (`gitops.helm.validation`: schema, cross-field rules, `common.cluster`)."""
+    mgmt_raw: dict[str, Any] = {}
+    mgmt: Values | None = Values()  # no file: the chart's defaults
+    data_plane: dict[str, Values] = {}
     unreadable: set[str] = set()
     complete = True
     mgmt_files = [
@@ -163,7 +169,7 @@ def _helm(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> _Helm:
                 )
             )
         unreadable.update(mgmt_files)
-        complete = False
+        mgmt, complete = None, False
     for path, data in sorted(files.items()):
         rel = path[len(layout.HELM_DIR) :]
         if path in mgmt_files:
@@ -186,37 +192,29 @@ def _helm(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> _Helm:
                 )
             )
             continue
-        values, problems = _single_document(path, data, Reason.InvalidHelmValues)
-        if not problems and values is not None and not isinstance(values, dict):
-            problems = [
-                Diagnostic(Reason.InvalidHelmValues, "values must be a mapping", Source(path, 1))
-            ]
-        if problems:
-            diagnostics.extend(problems)
+        layer, problems = helm_validation.parse(path, data)
+        checked = helm_validation.check([layer], target or None) if layer else None
+        diagnostics.extend(problems)
+        if checked is not None:
+            diagnostics.extend(checked.diagnostics)
+        values = checked.values if checked is not None else None
+        if values is None:
             unreadable.add(path)
-            complete = complete and bool(target)
-            continue
         if target:
-            data_plane[target] = values or {}
-        else:
-            mgmt, mgmt_path = values or {}, path
+            if values is not None:
+                data_plane[target] = values
+            continue
+        mgmt, mgmt_raw = values, dict(layer.doc) if layer else {}
+        complete = complete and values is not None
     cluster = DEFAULT_CONFIG_CLUSTER
-    common = mgmt.get("common", {})
+    common = mgmt_raw.get("common")
     configured = common.get("cluster") if isinstance(common, dict) else None
-    if configured is not None:
-        line = parsing.locate(files[mgmt_path], 0, ["common", "cluster"])
-        source = Source(mgmt_path, line)
-        if not isinstance(configured, str):
-            diagnostics.append(
-                Diagnostic(Reason.InvalidHelmValues, "common.cluster must be a string", source)
-            )
-            complete = False
-        elif problem := names.cluster_name_problem(configured):
-            diagnostics.append(Diagnostic(Reason.InvalidClusterName, problem, source))
-            complete = False
-        else:
-            cluster = configured
-    return _Helm(HelmValues(mgmt, data_plane), cluster, unreadable, complete)
+    # Unusable values may still name the config cluster correctly: keep the best guess (the
+    # bundle is then incomplete, so nothing is deleted on the strength of it).
+    if isinstance(configured, str) and not names.cluster_name_problem(configured):
+        cluster = configured
+    helm = HelmValues(mgmt_plane=mgmt_raw, data_plane=data_plane, mgmt=mgmt)
+    return _Helm(helm, cluster, unreadable, complete)
 
 
 def _unknown_gloo(group: str, kind: str) -> str:
@@ -228,15 +226,15 @@ def _unknown_gloo(group: str, kind: str) -> str:
 
 
 class _DocumentLoader:
-    """Turns the documents of config files into `ConfigObject`s and diagnostics."""
+    """Turns the documents of one config file into `ConfigObject`s and diagnostics."""
 
-    def __init__(self, config_cluster: str, files: dict[str, bytes]) -> None:
+    def __init__(self, config_cluster: str, files: Mapping[str, bytes]) -> None:
         self.config_cluster = config_cluster
         self.files = files
         self.diagnostics: list[Diagnostic] = []
         self.objects: list[ConfigObject[Any]] = []
         self.invalid: set[ObjectRef] = set()
-        self.seen: dict[ObjectRef, list[Source]] = defaultdict(list)
+        self.seen: list[tuple[ObjectRef, Source]] = []
 
     def _report(
         self, reason: Reason, message: str, source: Source, obj: ObjectRef | None, field: str = ""
@@ -306,7 +304,7 @@ class _DocumentLoader:
             )
             self._report(Reason.UnsupportedKind, what, source, label)
             return
-        self.seen[label].append(source)
+        self.seen.append((label, source))
         self._validate(path, doc, data, group, version, label, model)
 
     def _schema_errors(
@@ -376,46 +374,93 @@ class _DocumentLoader:
                 ConfigObject(label, group, version, meta, spec, source, doc.index, cluster)
             )
 
-    def finish(self) -> None:
-        """Refuse every copy of an object defined more than once."""
-        for ref, sources in self.seen.items():
-            if len(sources) < 2:
-                continue
-            where = ", ".join(str(s) for s in sources)
-            for source in sources:
-                self._report(
+    def result(self, path: str) -> FileLoad:
+        return FileLoad(
+            self.files[path],
+            tuple(self.objects),
+            tuple(self.diagnostics),
+            frozenset(self.invalid),
+            tuple(self.seen),
+        )
+
+
+def _load_file(path: str, files: Mapping[str, bytes], config_cluster: str) -> FileLoad:
+    parsed = parsing.parse(path, files[path])
+    if parsed.broken:
+        return FileLoad(files[path], (), parsed.diagnostics, frozenset(), (), broken=True)
+    loader = _DocumentLoader(config_cluster, files)
+    for doc in parsed.documents:
+        loader.load_document(path, doc)
+    return loader.result(path)
+
+
+def _assemble(
+    loads: Mapping[str, FileLoad],
+) -> tuple[list[ConfigObject[Any]], list[Diagnostic], set[ObjectRef]]:
+    """Objects of all files, with every copy of an object defined twice refused."""
+    diagnostics: list[Diagnostic] = []
+    invalid: set[ObjectRef] = set()
+    seen: dict[ObjectRef, list[Source]] = defaultdict(list)
+    for path in sorted(loads):
+        found = loads[path]
+        diagnostics.extend(found.diagnostics)
+        invalid |= found.invalid
+        for ref, source in found.seen:
+            seen[ref].append(source)
+    for ref, sources in seen.items():
+        if len(sources) < 2:
+            continue
+        where = ", ".join(str(s) for s in sources)
+        for source in sources:
+            diagnostics.append(
+                Diagnostic(
                     Reason.DuplicateObject, f"defined {len(sources)} times: {where}", source, ref
                 )
-        self.objects = [o for o in self.objects if o.ref not in self.invalid]
-        self.objects.sort(key=lambda o: o.ref)
+            )
+        invalid.add(ref)
+    objects = [o for f in loads.values() for o in f.objects if o.ref not in invalid]
+    objects.sort(key=lambda o: o.ref)
+    return objects, diagnostics, invalid
 
 
-def load(tree: Tree) -> Bundle:
-    """Load a config repository. Never raises for anything the repository contains."""
+def load(tree: Tree, previous: Bundle | None = None) -> Bundle:
+    """Load a config repository. Never raises for anything the repository contains.
+
+    With `previous` (the bundle of an earlier tree), files whose bytes did not change are
+    not parsed or validated again: their results are reused (the server reloads a commit
+    in the time it takes to read what changed).
+    """
     include, exclude, diagnostics = _settings(*layout.settings_entry(tree))
     files = layout.split(tree, include, exclude)
     diagnostics.extend(files.diagnostics)
     helm = _helm(dict(files.helm), diagnostics)
-    loader = _DocumentLoader(helm.config_cluster, dict(files.config))
-    unreadable = set(files.unreadable) | helm.unreadable
+    reusable = (
+        previous.per_file
+        if previous is not None and previous.config_cluster == helm.config_cluster
+        else {}
+    )
+    loads: dict[str, FileLoad] = {}
     for path, data in files.config.items():
-        parsed = parsing.parse(path, data)
-        if parsed.broken:
-            diagnostics.extend(parsed.diagnostics)
-            unreadable.add(path)
-            continue
-        loader.load_file(path, parsed)
-    loader.finish()
-    diagnostics.extend(loader.diagnostics)
+        known = reusable.get(path)
+        loads[path] = (
+            known
+            if known is not None and (known.data is data or known.data == data)
+            else _load_file(path, files.config, helm.config_cluster)
+        )
+    objects, found, invalid = _assemble(loads)
+    diagnostics.extend(found)
+    unreadable = set(files.unreadable) | helm.unreadable
+    unreadable.update(path for path, f in loads.items() if f.broken)
     return Bundle(
         revision=tree.revision,
         config_cluster=helm.config_cluster,
-        objects=tuple(loader.objects),
+        objects=tuple(objects),
         diagnostics=tuple(diagnostics),
         helm=helm.values,
-        invalid=frozenset(loader.invalid),
+        invalid=frozenset(invalid),
         unreadable_files=frozenset(unreadable),
         files=dict(files.config),
         complete=include != _NOTHING and helm.complete,
-        by_ref={o.ref: o for o in loader.objects},
+        by_ref={o.ref: o for o in objects},
+        per_file=loads,
     )

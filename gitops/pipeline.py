@@ -17,7 +17,7 @@ from gitops.bundle import Bundle
 from gitops.diagnostics import Diagnostic, has_errors, sort_key
 from gitops.ids import ObjectRef
 from gitops.reasons import Severity, State
-from gitops.translate import ClusterOutput, translate
+from gitops.translate import ClusterOutput, incremental, translate
 from gitops.tree import Tree
 
 Sink = Callable[[ClusterOutput], None]
@@ -43,6 +43,8 @@ class Outcome:
     diagnostics: tuple[Diagnostic, ...]
     reports: tuple[reports.Report, ...]
     clusters: tuple[ClusterSummary, ...]
+    #: With `base`: clusters whose output cannot differ from the base's, not rendered.
+    skipped: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -67,11 +69,19 @@ def run(
     snapshots: Mapping[str, Tree] | None,
     sink: Sink | None = None,
     stage_done: StageHook | None = None,
+    base: Tree | None = None,
 ) -> Outcome:
-    """Load, translate (when snapshots are given) and report."""
+    """Load, translate (when snapshots are given) and report.
+
+    With `base` (the tree at an earlier commit, `gitops render --since`), only clusters
+    whose output can differ from the base's are rendered (each exactly as a full render
+    would); the others are listed in `Outcome.skipped`.
+    """
     done = stage_done or (lambda _stage: None)
-    bundle = loading.load(tree)
+    base_bundle = loading.load(base) if base is not None else None
+    bundle = loading.load(tree, previous=base_bundle)
     done("loaded")
+    skipped: tuple[str, ...] = ()
     found: list[Diagnostic] = list(bundle.diagnostics)
     summaries: list[ClusterSummary] = []
     workspace_of: Mapping[ObjectRef, str] = {}
@@ -82,11 +92,18 @@ def run(
             found.extend(cluster_inputs.diagnostics)
         done("inputs")
         translation = translate(bundle, inputs)
+        clusters = translation.clusters
+        if base_bundle is not None:
+            refs = incremental.changed_refs(base_bundle, bundle)
+            before = translate(base_bundle, inputs)
+            wanted = incremental.affected_clusters(before, translation, refs)
+            skipped = tuple(c for c in clusters if c not in wanted)
+            clusters = tuple(c for c in clusters if c in wanted)
         done("translated")
         workspace_of = translation.workspace_of
         selected = translation.selected
         found.extend(translation.diagnostics)
-        for output in translation.render_all():
+        for output in (translation.render(c) for c in clusters):
             found.extend(output.diagnostics)
             kinds = Counter(o["kind"] for o in output.objects)
             summaries.append(ClusterSummary(output.cluster, len(output.objects), kinds))
@@ -97,7 +114,7 @@ def run(
     located = [_locate(bundle, d) for d in found]
     ordered = tuple(sorted(set(located), key=sort_key))
     built = reports.build(bundle, workspace_of, ordered, selected)
-    return Outcome(bundle, ordered, tuple(built), tuple(summaries))
+    return Outcome(bundle, ordered, tuple(built), tuple(summaries), skipped)
 
 
 def _locate(bundle: Bundle, d: Diagnostic) -> Diagnostic:

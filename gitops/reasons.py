@@ -172,14 +172,34 @@ class Reason(enum.Enum):
     )
     InvalidHelmValues = _Entry(
         State.INVALID,
-        "A Helm values file under `helm/` has a wrong type at the key path shown.",
-        "Fix the value.",
+        "A Helm values file (under `helm/`, or given to `gitops install render`) has an "
+        "unknown key, a wrong type or a bad value at the key path shown, or names another "
+        "cluster than its file name; the file is not used.",
+        "Fix the key or value (docs/helm-values.md lists every key).",
     )
     UnknownHelmValuesFile = _Entry(
         State.WARNING,
         "A file under `helm/` is neither `helm/mgmt-plane.yaml` nor "
         "`helm/data-plane/<cluster>.yaml`; it is ignored.",
         "Rename or move it.",
+    )
+    MissingHelmValue = _Entry(
+        State.INVALID,
+        "A Helm value that another value requires is not set (`redis.address` without the "
+        "bundled Redis, a Secret name for an enabled feature, the agent's relay address, ...).",
+        "Set the key the message names.",
+    )
+    HelmValueIgnored = _Entry(
+        State.WARNING,
+        "A Helm value has no effect: another value overrides it, or it is a Gloo Platform "
+        "setting mesh-gitops does not need (`licensing`, `createGlobalWorkspace`).",
+        "Remove the key, or change the value that overrides it.",
+    )
+    InsufficientResources = _Entry(
+        State.WARNING,
+        "A component is given fewer resources than its settings need (Redis I/O threads "
+        "want a CPU core each, plus one for the main thread).",
+        "Raise the CPU requests and limits, or lower the setting, as the message says.",
     )
     UnsupportedField = _Entry(
         State.WARNING,
@@ -261,14 +281,21 @@ class Reason(enum.Enum):
     )
     CrossClusterDestinationNotFederated = _Entry(
         State.INVALID,
-        "A route sends traffic to a Service in another cluster that is not federated; use a "
-        "VirtualDestination for cross-cluster traffic.",
-        "Route to a VirtualDestination that selects the Service.",
+        "A route sends traffic to a Service (or a port of it) in another cluster that its "
+        "workspace does not federate.",
+        "Federate the Service (WorkspaceSettings `options.federation`), or route to a "
+        "VirtualDestination that selects it.",
     )
     SubsetOnVirtualDestination = _Entry(
         State.INVALID,
         "Subsets are only supported on Service destinations.",
         "Route to the Services with subsets, or drop the subset.",
+    )
+    SubsetAcrossClusters = _Entry(
+        State.INVALID,
+        "A route sends to a subset of a Service in another cluster; the federated host "
+        "reaches that cluster through its east-west gateway, which has no subsets.",
+        "Route to the Service in the cluster itself (no `ref.cluster`), or drop the subset.",
     )
     VirtualGatewayNotFound = _Entry(
         State.INVALID,
@@ -328,10 +355,13 @@ class Reason(enum.Enum):
     )
     EastWestGatewayNotFound = _Entry(
         State.WARNING,
-        "A cluster that backs a VirtualDestination has no east-west gateway Service "
-        "(`istio: eastwestgateway`) with a load-balancer address and a `tls` port; other "
-        "clusters cannot reach its endpoints.",
-        "Install the east-west gateway, or wait until its address is assigned.",
+        "A cluster that backs a VirtualDestination or a federated Service has no east-west "
+        "gateway with an address and the port its client mode needs: the Service the "
+        "workspace's `eastWestGateways` select (by default labelled `istio: eastwestgateway`), "
+        "its `tls` port (`https` under `tlsTermination`). Other clusters cannot reach its "
+        "endpoints.",
+        "Install the east-west gateway, fix the `eastWestGateways` selector or "
+        "`hostInfoOverrides`, or wait until its address is assigned.",
     )
     FailoverWithoutOutlierDetection = _Entry(
         State.WARNING,
@@ -339,10 +369,33 @@ class Reason(enum.Enum):
         "destination port.",
         "Add an OutlierDetectionPolicy for the same destinations.",
     )
+    NoPodSelector = _Entry(
+        State.WARNING,
+        "A Service selected by an AccessPolicy or under service isolation has no pod "
+        "selector; an AuthorizationPolicy without a selector would cover the whole "
+        "namespace, so the Service is skipped.",
+        "Give the Service a selector, or select its workloads with `applyToWorkloads`.",
+    )
+    UnresolvedTargetPort = _Entry(
+        State.WARNING,
+        "A Service port's `targetPort` is a name; container ports are not discovered, so "
+        "AuthorizationPolicy and PeerAuthentication ports use the Service port number, which "
+        "is right only when the container listens on that same number.",
+        "Write the Service's `targetPort` as a number.",
+    )
+    UnenforceablePolicy = _Entry(
+        State.FAILED,
+        "A security policy asks for a check this version cannot enforce (JWTPolicy `claims` "
+        "or `requiredScopes`, JWKS from a Secret). Rather than skip the check, what it guards "
+        "is refused: its routes answer 403, or the provider's tokens are rejected.",
+        "Remove the condition or use what is translated (inline or remote JWKS); or accept "
+        "that the routes stay closed until it is supported.",
+    )
     ObjectTooLarge = _Entry(
         State.INVALID,
-        "A generated Istio object would exceed 1 MiB serialized (etcd rejects it); it is not "
-        "emitted.",
+        "A generated Istio object would exceed 1 MiB serialized (etcd rejects it), or an "
+        "AuthorizationPolicy would have more rules or sources than Istio's limit of 512; it "
+        "is not emitted.",
         "Split the resource into smaller ones.",
     )
 

@@ -7,9 +7,11 @@ backing) happens once in `translate`; then each cluster is rendered on demand by
 `Translation.render(cluster)`, so callers can stream a large fleet one cluster at a time.
 
 Rendering is done by *producers*: one per VirtualGateway, root RouteTable,
-VirtualDestination and Service needing client DestinationRules. Each renders a cluster
-into a `ClusterOutputs` under its own key, which is what lets one producer be rendered
-again alone when its inputs change. One output kind per module: `gateway`,
+VirtualDestination, Service needing client DestinationRules, AccessPolicy and Service
+under service isolation (`security`), federated Service, ExternalService and workspace
+trimming proxy config (`reachability`). Each renders a cluster into a `ClusterOutputs`
+under its own key, which is what lets one producer be rendered again alone when its
+inputs change. One output kind per module: `gateway`,
 `virtual_service`, `destination_rule`, `virtual_destination`; shared steps: `context`,
 `routes`, `route_policies`, `destination_policies`, `destinations`, `outputs`. User
 mistakes come back as diagnostics next to whatever could be translated; only bugs raise.
@@ -26,8 +28,11 @@ from gitops.diagnostics import Diagnostic
 from gitops.discovery import ClusterInputs
 from gitops.ids import ObjectRef
 from gitops.translate import context, destination_policies, destination_rule, unsupported
+from gitops.translate.envoy_filter import EnvoyFilters
 from gitops.translate.gateway import Gateways
 from gitops.translate.outputs import ClusterOutputs, ProducerKey
+from gitops.translate.reachability import Reachability
+from gitops.translate.security import Security
 from gitops.translate.virtual_destination import VirtualDestinations
 from gitops.translate.virtual_service import VirtualServices
 
@@ -71,6 +76,12 @@ class Translation:
     virtual_services: VirtualServices
     virtual_destinations: VirtualDestinations
     policies: destination_policies.DestinationPolicies
+    #: AccessPolicies and service isolation (AuthorizationPolicy, PeerAuthentication).
+    security: Security
+    #: Federated Services, ExternalServices and trimmed proxies (Sidecars).
+    reachability: Reachability
+    #: JWTPolicies as EnvoyFilters on the proxies serving their routes.
+    envoy_filters: EnvoyFilters
     #: Diagnostics that do not depend on which cluster is rendered.
     diagnostics: tuple[Diagnostic, ...] = ()
 
@@ -86,7 +97,12 @@ class Translation:
     @property
     def selected(self) -> dict[ObjectRef, int]:
         """Policies: how many routes or destination ports each one applies to."""
-        return {**self.virtual_services.policies.counts, **self.policies.counts}
+        return {
+            **self.virtual_services.policies.counts,
+            **self.policies.counts,
+            **self.security.counts,
+            **self.envoy_filters.choice.counts,
+        }
 
     @property
     def frozen(self) -> frozenset[ObjectRef]:
@@ -110,6 +126,13 @@ class Translation:
         vds = self.virtual_destinations
         for key, plan in vds.producers():
             found.append(Producer(key, _bind(vds.render_plan, plan), inputs | vds.deps_of(plan)))
+        for key, render, deps in self.security.producers():
+            found.append(Producer(key, render, deps))
+        for key, render, deps in self.reachability.producers():
+            found.append(Producer(key, render, deps))
+        filters = self.envoy_filters
+        for key, deps in filters.producers():
+            found.append(Producer(key, _bind(filters.render_proxy, key), deps))
         for key, service in destination_rule.producers(self.policies, vs.subset_services()):
             deps = inputs | destination_rule.deps_of(service, self.policies)
             found.append(Producer(key, _bind_service(self.ctx, service, self.policies), deps))
@@ -150,22 +173,78 @@ def _bind_service(
     return render
 
 
-def translate(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Translation:
-    """Prepare the translation of a bundle for a fleet described by `inputs`."""
-    ctx = context.build(bundle, inputs)
-    gateways = Gateways(ctx)
-    virtual_services = VirtualServices(ctx, gateways)
-    policies = destination_policies.choose(ctx)
+def translate(
+    bundle: Bundle,
+    inputs: Mapping[str, ClusterInputs],
+    previous: Translation | None = None,
+    changed: frozenset[ObjectRef] | None = None,
+) -> Translation:
+    """Prepare the translation of a bundle for a fleet described by `inputs`.
+
+    With `previous` (the translation of an earlier bundle for the same inputs) and `changed`
+    (the config objects that differ), the parts of `previous` that the change cannot
+    affect are reused; the result is the same as without them.
+    """
+    ctx = None
+    if previous is not None and changed is not None and _same_inputs(previous, inputs):
+        ctx = context.refresh(previous.ctx, bundle, changed)
+    if ctx is None or previous is None or changed is None:
+        return _translate(context.build(bundle, inputs))
+    kinds = {ref.kind for ref in changed}
+    gateways = previous.gateways.rebound(ctx) if "VirtualGateway" not in kinds else Gateways(ctx)
+    virtual_services = VirtualServices(ctx, gateways, previous.virtual_services, changed)
+    stale = {
+        ws
+        for ref in changed
+        if ref.kind in {*destination_policies.DESTINATION_POLICY_KINDS, "VirtualDestination"}
+        for ws in (previous.ctx.workspace_of.get(ref), ctx.workspace_of.get(ref))
+        if ws is not None
+    }
+    policies = destination_policies.choose(ctx, previous.policies, stale)
+    return _translate(ctx, gateways, virtual_services, policies)
+
+
+def _same_inputs(previous: Translation, inputs: Mapping[str, ClusterInputs]) -> bool:
+    known = previous.ctx.inputs
+    return all(inputs.get(c) is found for c, found in known.items()) and all(
+        c in known or c not in previous.ctx.clusters for c in inputs
+    )
+
+
+def _translate(
+    ctx: context.Context,
+    gateways: Gateways | None = None,
+    virtual_services: VirtualServices | None = None,
+    policies: destination_policies.DestinationPolicies | None = None,
+) -> Translation:
+    gateways = gateways or Gateways(ctx)
+    virtual_services = virtual_services or VirtualServices(ctx, gateways)
+    policies = policies or destination_policies.choose(ctx)
     virtual_destinations = VirtualDestinations(ctx, policies)
+    security = Security(ctx)
+    reachability = Reachability(ctx, virtual_destinations)
+    envoy_filters = EnvoyFilters(ctx, gateways, virtual_services)
     placed = (o for kind in unsupported.NOT_TRANSLATED for o in ctx.of_kind(kind))
     fleet = [
         *ctx.diagnostics,
+        *ctx.placement_problems.values(),
         *unsupported.check(placed),
         *gateways.diagnostics,
         *virtual_services.diagnostics,
         *policies.diagnostics,
         *virtual_destinations.diagnostics,
+        *security.diagnostics,
+        *reachability.diagnostics,
+        *envoy_filters.diagnostics,
     ]
     return Translation(
-        ctx, gateways, virtual_services, virtual_destinations, policies, tuple(fleet)
+        ctx,
+        gateways,
+        virtual_services,
+        virtual_destinations,
+        policies,
+        security,
+        reachability,
+        envoy_filters,
+        tuple(fleet),
     )

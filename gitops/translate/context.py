@@ -54,13 +54,17 @@ class Context:
     settings: Mapping[str, WorkspaceSettingsSpec]
     workspace_of: Mapping[ObjectRef, str]
     placed: Mapping[str, tuple[ConfigObject[Any], ...]]
+    #: Cluster and workspace problems (fixed for a given set of clusters and workspaces).
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: Objects that could not be placed in a workspace, and why.
+    placement_problems: Mapping[ObjectRef, Diagnostic] = field(default_factory=dict)
     services_by_key: Mapping[tuple[str, str], tuple[ServiceRef, ...]] = field(default_factory=dict)
     services_by_label: Mapping[tuple[str, str], tuple[ServiceRef, ...]] = field(
         default_factory=dict
     )
     all_services: tuple[ServiceRef, ...] = ()
     services_in: Mapping[str, tuple[ServiceRef, ...]] = field(default_factory=dict)
+    services_of_workspace: Mapping[str, tuple[ServiceRef, ...]] = field(default_factory=dict)
     vds_by_key: Mapping[tuple[str, str], ConfigObject[Any]] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> tuple[ConfigObject[Any], ...]:
@@ -153,6 +157,7 @@ def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
 
     workspace_of: dict[ObjectRef, str] = {}
     placed: dict[str, list[ConfigObject[Any]]] = defaultdict(list)
+    placement_problems: dict[ObjectRef, Diagnostic] = {}
     settings: dict[str, WorkspaceSettingsSpec] = {}
     global_settings: WorkspaceSettingsSpec | None = None
     for obj in sorted(bundle.objects, key=ConfigObject.age_key):
@@ -171,14 +176,8 @@ def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
             else:
                 global_settings = obj.spec
             continue
-        ws, problem = membership.place(obj)
+        ws = _place(membership, obj, placement_problems)
         if ws is None:
-            if problem is not None:
-                if obj.kind == "WorkspaceSettings":
-                    problem = Diagnostic(
-                        Reason.WorkspaceNotFound, problem.message, obj.source, obj.ref
-                    )
-                diagnostics.append(problem)
             continue
         workspace_of[obj.ref] = ws
         if obj.kind == "WorkspaceSettings":
@@ -207,12 +206,15 @@ def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
     by_label: dict[tuple[str, str], list[ServiceRef]] = defaultdict(list)
     every: list[ServiceRef] = []
     per_cluster: dict[str, list[ServiceRef]] = {}
+    per_workspace: dict[str, list[ServiceRef]] = defaultdict(list)
     for name in sorted(usable):
         refs = per_cluster[name] = []
         for service in usable[name].services:
             ref = ServiceRef(name, service, membership.owner_of(name, service.namespace))
             every.append(ref)
             refs.append(ref)
+            if ref.workspace is not None:
+                per_workspace[ref.workspace].append(ref)
             by_key[(service.namespace, service.name)].append(ref)
             for item in service.labels.items():
                 by_label[item].append(ref)
@@ -226,9 +228,77 @@ def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
         workspace_of=workspace_of,
         placed={kind: tuple(sorted(objs, key=lambda o: o.ref)) for kind, objs in placed.items()},
         diagnostics=diagnostics,
+        placement_problems=placement_problems,
         services_by_key={k: tuple(v) for k, v in by_key.items()},
         services_by_label={k: tuple(v) for k, v in by_label.items()},
         all_services=tuple(every),
         services_in={name: tuple(refs) for name, refs in per_cluster.items()},
+        services_of_workspace={ws: tuple(refs) for ws, refs in per_workspace.items()},
         vds_by_key={(o.namespace, o.name): o for o in placed.get("VirtualDestination", ())},
+    )
+
+
+def _place(
+    membership: workspaces.Membership,
+    obj: ConfigObject[Any],
+    problems: dict[ObjectRef, Diagnostic],
+) -> str | None:
+    ws, problem = membership.place(obj)
+    if ws is None and problem is not None:
+        if obj.kind == "WorkspaceSettings":
+            problem = Diagnostic(Reason.WorkspaceNotFound, problem.message, obj.source, obj.ref)
+        problems[obj.ref] = problem
+    return ws
+
+
+def placed_namespaces(bundle: Bundle) -> frozenset[tuple[str, str]]:
+    """The (cluster, namespace) pairs config objects live in: part of workspace membership."""
+    return frozenset((o.cluster, o.namespace) for o in bundle.objects if o.kind not in _ADMIN_KINDS)
+
+
+def refresh(previous: Context, bundle: Bundle, changed: Iterable[ObjectRef]) -> Context | None:
+    """The context for `bundle`, reusing `previous` where only non-global objects changed
+    (same clusters, workspaces, settings, inputs and config namespaces); None when a full
+    `build` is needed."""
+    if placed_namespaces(bundle) != placed_namespaces(previous.bundle):
+        return None
+    changed = set(changed)
+    if any(ref.kind in _ADMIN_KINDS or ref.kind == "WorkspaceSettings" for ref in changed):
+        return None
+    workspace_of = dict(previous.workspace_of)
+    problems = dict(previous.placement_problems)
+    kinds = {ref.kind for ref in changed}
+    for ref in changed:
+        workspace_of.pop(ref, None)
+        problems.pop(ref, None)
+        obj = bundle.by_ref.get(ref)
+        if obj is not None:
+            ws = _place(previous.membership, obj, problems)
+            if ws is not None:
+                workspace_of[ref] = ws
+    placed = dict(previous.placed)
+    for kind in kinds:
+        placed[kind] = tuple(
+            sorted((o for o in bundle.of_kind(kind) if o.ref in workspace_of), key=lambda o: o.ref)
+        )
+    vds = previous.vds_by_key
+    if "VirtualDestination" in kinds:
+        vds = {(o.namespace, o.name): o for o in placed.get("VirtualDestination", ())}
+    return Context(
+        bundle=bundle,
+        inputs=previous.inputs,
+        clusters=previous.clusters,
+        membership=previous.membership,
+        visibility=previous.visibility,
+        settings=previous.settings,
+        workspace_of=workspace_of,
+        placed=placed,
+        diagnostics=previous.diagnostics,
+        placement_problems=problems,
+        services_by_key=previous.services_by_key,
+        services_by_label=previous.services_by_label,
+        all_services=previous.all_services,
+        services_in=previous.services_in,
+        services_of_workspace=previous.services_of_workspace,
+        vds_by_key=vds,
     )

@@ -19,6 +19,7 @@ Rules (gloo-semantics.md 1.2, 2.4, 3.5, 3.8):
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,17 @@ class DestinationPolicies:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: Policy ref -> number of destination ports it applies to (reported as `selected`).
     counts: dict[ObjectRef, int] = field(default_factory=dict)
+    #: The same, per workspace (what `choose` can reuse).
+    chunks: dict[str, DestinationPolicies] = field(default_factory=dict)
+
+    @classmethod
+    def assemble(cls, chunks: dict[str, DestinationPolicies]) -> DestinationPolicies:
+        whole = cls(chunks=chunks)
+        for chunk in chunks.values():
+            whole.applied.update(chunk.applied)
+            whole.diagnostics.extend(chunk.diagnostics)
+            whole.counts.update(chunk.counts)
+        return whole
 
     def for_port(self, dest: DestKey, port: int) -> Mapping[str, ConfigObject[Any]]:
         return self.applied.get(dest, {}).get(port, {})
@@ -63,9 +75,7 @@ class _Candidate:
 
 def _candidates(ctx: Context, workspace: str) -> list[_Candidate]:
     out: dict[DestKey, _Candidate] = {}
-    for ref in ctx.all_services:
-        if ref.workspace != workspace:
-            continue
+    for ref in ctx.services_of_workspace.get(workspace, ()):
         key = ("SERVICE", ref.service.namespace, ref.service.name)
         if key not in out:
             ports = tuple((p.port, p.name) for p in ref.service.ports)
@@ -97,45 +107,64 @@ def _selected_ports(selectors: Iterable[DestinationSelector], c: _Candidate) -> 
     return sorted(ports)
 
 
-def choose(ctx: Context) -> DestinationPolicies:
-    result = DestinationPolicies()
-    candidates: dict[str, list[_Candidate]] = {}
+def choose(
+    ctx: Context, previous: DestinationPolicies | None = None, stale: set[str] | None = None
+) -> DestinationPolicies:
+    """Pick, for every destination port, at most one policy of each kind.
+
+    Independent per workspace (a policy only selects its own workspace's destinations), so
+    with `previous` only the `stale` workspaces are chosen again.
+    """
+    policies: dict[str, list[ConfigObject[Any]]] = defaultdict(list)
     for kind in DESTINATION_POLICY_KINDS:
         for policy in sorted(ctx.of_kind(kind), key=ConfigObject.age_key):
-            ws = ctx.workspace_of[policy.ref]
-            if ws not in candidates:
-                candidates[ws] = _candidates(ctx, ws)
-            selected = 0
-            conflicted = False
-            for c in candidates[ws]:
-                for port in _selected_ports(policy.spec.apply_to_destinations, c):
-                    chosen = result.applied.setdefault(c.key, {}).setdefault(port, {})
-                    if kind in chosen:
-                        conflicted = True
-                        continue
-                    chosen[kind] = policy
-                    selected += 1
-            result.counts[policy.ref] = selected
-            if conflicted:
-                result.diagnostics.append(
-                    Diagnostic(
-                        Reason.PolicyConflict,
-                        f"{kind} conflicts existing policy applied to destination. Skipping "
-                        f"applying {policy.name}.{policy.namespace}",
-                        policy.source,
-                        policy.ref,
-                    )
+            policies[ctx.workspace_of[policy.ref]].append(policy)
+    chunks: dict[str, DestinationPolicies] = {}
+    for ws in sorted(policies):
+        if previous is not None and stale is not None and ws not in stale:
+            if ws in previous.chunks:
+                chunks[ws] = previous.chunks[ws]
+            continue
+        chunks[ws] = _choose_in(ctx, ws, policies[ws])
+    return DestinationPolicies.assemble(chunks)
+
+
+def _choose_in(ctx: Context, ws: str, policies: list[ConfigObject[Any]]) -> DestinationPolicies:
+    result = DestinationPolicies()
+    candidates = _candidates(ctx, ws)
+    for policy in policies:  # by kind, then oldest first: the order conflicts are decided in
+        kind = policy.kind
+        selected = 0
+        conflicted = False
+        for c in candidates:
+            for port in _selected_ports(policy.spec.apply_to_destinations, c):
+                chosen = result.applied.setdefault(c.key, {}).setdefault(port, {})
+                if kind in chosen:
+                    conflicted = True
+                    continue
+                chosen[kind] = policy
+                selected += 1
+        result.counts[policy.ref] = selected
+        if conflicted:
+            result.diagnostics.append(
+                Diagnostic(
+                    Reason.PolicyConflict,
+                    f"{kind} conflicts existing policy applied to destination. Skipping "
+                    f"applying {policy.name}.{policy.namespace}",
+                    policy.source,
+                    policy.ref,
                 )
-            elif not selected:
-                result.diagnostics.append(
-                    Diagnostic(
-                        Reason.NothingSelected,
-                        f"{kind} selects no destination in workspace {ws}",
-                        policy.source,
-                        policy.ref,
-                        "spec.applyToDestinations",
-                    )
+            )
+        elif not selected:
+            result.diagnostics.append(
+                Diagnostic(
+                    Reason.NothingSelected,
+                    f"{kind} selects no destination in workspace {ws}",
+                    policy.source,
+                    policy.ref,
+                    "spec.applyToDestinations",
                 )
+            )
     # Locality failover needs outlier detection on the same port, or Istio ignores it.
     warned: set[ObjectRef] = set()
     for ports in result.applied.values():

@@ -6,11 +6,15 @@ which subset) is computed once per destination; only the host domain and the
 "is it in this cluster" checks are per cluster. Rules (gloo-semantics.md 3.4):
 
 - a Service in the rendered cluster -> `{svc}.{ns}.svc.{clusterDomain}`;
-- a `ref.cluster` other than the rendered cluster needs federation (a later
-  issue), so it is `CrossClusterDestinationNotFederated` there;
+- a `ref.cluster` other than the rendered cluster -> the Service's federated global
+  host there (`federation`, spec 2.8, 4.4), when its workspace federates it and the
+  port; otherwise `CrossClusterDestinationNotFederated`. Subsets do not cross clusters
+  (`SubsetAcrossClusters`): the federated endpoint is the remote east-west gateway;
 - a Service missing from the rendered cluster keeps its local host and gets a
   `DestinationNotInCluster` warning for that cluster;
 - a VirtualDestination -> its first host, port = the VD port;
+- an ExternalService -> its first concrete host, port = the selected ExternalService
+  port (by number or name) or its only port; no subsets;
 - the reference must be visible to the route table's workspace (own or imported).
 """
 
@@ -24,8 +28,10 @@ from gitops import names
 from gitops.bundle import ConfigObject
 from gitops.diagnostics import Diagnostic
 from gitops.models.common import DestinationReference
+from gitops.models.external import ExternalServiceSpec
 from gitops.models.networking import VirtualDestinationSpec
 from gitops.reasons import Reason
+from gitops.translate import external_service, federation
 from gitops.translate.context import Context, ServiceRef
 from gitops.translate.routes import FlatRoute
 
@@ -36,7 +42,7 @@ class _Base:
 
     problem: Diagnostic | None = None
     kind: str = "SERVICE"
-    host_prefix: str = ""  # `name.ns.svc.` for Services; the full host for VDs
+    host_prefix: str = ""  # `name.ns.svc.` for Services; the full host for VDs and ESs
     port: int | None = None
     subset: str | None = None
     subset_labels: Mapping[str, str] | None = None
@@ -44,6 +50,8 @@ class _Base:
     clusters: frozenset[str] = frozenset()
     service: ServiceRef | None = None
     what: str = ""  # `namespace/name`, for messages
+    #: For a Service pinned to a cluster: its global host and federated ports, if federated.
+    federated: tuple[str, frozenset[int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,9 @@ def subset_name(labels: Mapping[str, str]) -> str:
     return names.sanitize("-".join(f"{k}-{v}" for k, v in sorted(labels.items())))
 
 
+_EXTERNAL = "EXTERNAL_SERVICE"
+
+
 class Resolver:
     """Resolves destinations with per-destination caching."""
 
@@ -71,6 +82,14 @@ class Resolver:
         self._vds: dict[tuple[str, str], ConfigObject[VirtualDestinationSpec]] = {
             (o.namespace, o.name): o for o in ctx.of_kind("VirtualDestination")
         }
+        self._externals: dict[tuple[str, str], ConfigObject[ExternalServiceSpec]] = {
+            (o.namespace, o.name): o for o in ctx.of_kind("ExternalService")
+        }
+
+    def adopt(self, previous: Resolver) -> None:
+        """Reuse what `previous` found (same tables, VirtualDestinations and inputs).
+        ExternalService destinations are looked up again: the caller does not track them."""
+        self._base.update((k, b) for k, b in previous._base.items() if b.kind != _EXTERNAL)
 
     def _problem(
         self, route: FlatRoute, j: int, reason: Reason, message: str, cluster: str = ""
@@ -98,16 +117,8 @@ class Resolver:
         ws = self.ctx.workspace_of[table.ref]
         namespace = dest.ref.namespace or table.namespace
         what = f"{namespace}/{dest.ref.name}"
-        if dest.kind == "EXTERNAL_SERVICE":
-            return _Base(
-                self._problem(
-                    route,
-                    j,
-                    Reason.DestinationNotFound,
-                    f"ExternalService {what}: ExternalService destinations are not translated "
-                    "by this version",
-                )
-            )
+        if dest.kind == _EXTERNAL:
+            return self._external_service(route, j, dest, ws, namespace, what)
         if dest.kind == "VIRTUAL_DESTINATION":
             return self._virtual_destination(route, j, dest, ws, namespace, what)
         all_refs = self.ctx.services_by_key.get((namespace, dest.ref.name), ())
@@ -150,7 +161,76 @@ class Resolver:
             clusters=frozenset(r.cluster for r in visible),
             service=visible[0],
             what=what,
+            federated=federation.lookup(self.ctx, visible[0]) if dest.ref.cluster else None,
         )
+
+    def _external_service(
+        self,
+        route: FlatRoute,
+        j: int,
+        dest: DestinationReference,
+        ws: str,
+        namespace: str,
+        what: str,
+    ) -> _Base:
+        es = self._externals.get((namespace, dest.ref.name))
+        target = self.ctx.target(es) if es is not None else None
+        if (
+            es is None
+            or target is None
+            or target.workspace is None
+            or not self.ctx.visibility.can_see(ws, target.workspace, _EXTERNAL, target)
+        ):
+            why = "does not exist" if es is None else f"is not visible to workspace {ws}"
+            missing = self._problem(
+                route, j, Reason.DestinationNotFound, f"ExternalService {what} {why}"
+            )
+            return _Base(missing, kind=_EXTERNAL)
+        host = external_service.route_host(es)
+        problem: Diagnostic | None = None
+        if dest.subset:
+            problem = self._problem(
+                route,
+                j,
+                Reason.SubsetOnVirtualDestination,
+                f"ExternalService {what}: subsets work on Service destinations only",
+            )
+        elif host is None:
+            problem = self._problem(
+                route,
+                j,
+                Reason.DestinationNotFound,
+                f"ExternalService {what} has only wildcard hosts; a route needs a concrete one",
+            )
+        ports = es.spec.ports
+        port: int | None = ports[0].number if len(ports) == 1 else None
+        if problem is None and dest.port is not None:
+            found = next(
+                (
+                    p
+                    for p in ports
+                    if p.number == dest.port.number
+                    or (
+                        dest.port.name is not None
+                        and external_service.port_name(p) == dest.port.name
+                    )
+                ),
+                None,
+            )
+            if found is None:
+                wanted = dest.port.number if dest.port.number is not None else dest.port.name
+                problem = self._problem(
+                    route,
+                    j,
+                    Reason.DestinationPortNotFound,
+                    f"ExternalService {what} has no port {wanted} (ports: "
+                    f"{', '.join(str(p.number) for p in ports)})",
+                )
+            else:
+                port = found.number
+        if problem is not None:
+            return _Base(problem, kind=_EXTERNAL)
+        return _Base(kind=_EXTERNAL, host_prefix=host or "", port=port)
 
     def _virtual_destination(
         self,
@@ -209,20 +289,10 @@ class Resolver:
         base = self.base(route, j, dest)
         if base.problem is not None:
             return Resolved(None, base.problem)
-        if base.kind == "VIRTUAL_DESTINATION":
+        if base.kind in ("VIRTUAL_DESTINATION", _EXTERNAL):
             return Resolved(self._destination(base.host_prefix, base.port, None))
         if base.explicit_cluster and base.explicit_cluster != cluster:
-            return Resolved(
-                None,
-                self._problem(
-                    route,
-                    j,
-                    Reason.CrossClusterDestinationNotFederated,
-                    f"Service {base.what} is in cluster {base.explicit_cluster}; "
-                    "reach it from other clusters through a VirtualDestination",
-                    cluster,
-                ),
-            )
+            return self._federated(route, j, base, cluster)
         host = base.host_prefix + self.ctx.cluster_domain(cluster)
         warning = None
         if cluster not in base.clusters:
@@ -238,6 +308,32 @@ class Resolver:
         if base.subset is not None and base.subset_labels is not None and base.service:
             subset = (base.service, host, base.subset, base.subset_labels)
         return Resolved(self._destination(host, base.port, base.subset), None, warning, subset)
+
+    def _federated(self, route: FlatRoute, j: int, base: _Base, cluster: str) -> Resolved:
+        """A Service pinned to another cluster: its global host, if it is federated."""
+        federated = base.federated
+        where = f"Service {base.what} is in cluster {base.explicit_cluster}"
+        if federated is None or (base.port is not None and base.port not in federated[1]):
+            why = (
+                "its workspace does not federate it"
+                if federated is None
+                else f"its workspace does not federate port {base.port}"
+            )
+            message = (
+                f"{where} and {why}; federate it (WorkspaceSettings options.federation) or "
+                "route to a VirtualDestination"
+            )
+            reason = Reason.CrossClusterDestinationNotFederated
+            return Resolved(None, self._problem(route, j, reason, message, cluster))
+        if base.subset is not None:
+            message = (
+                f"{where}: subsets do not cross clusters (its federated endpoint is that "
+                "cluster's east-west gateway)"
+            )
+            return Resolved(
+                None, self._problem(route, j, Reason.SubsetAcrossClusters, message, cluster)
+            )
+        return Resolved(self._destination(federated[0], base.port, None))
 
     @staticmethod
     def _destination(host: str, port: int | None, subset: str | None) -> dict[str, Any]:

@@ -121,6 +121,13 @@ class Gateways:
                 out.append(Instance(vg, service, name))
         return out
 
+    def rebound(self, ctx: Context) -> Gateways:
+        """These gateways for a context with the same VirtualGateways and inputs."""
+        copy = object.__new__(Gateways)
+        copy.__dict__.update(self.__dict__)
+        copy.ctx = ctx
+        return copy
+
     def in_cluster(self, cluster: str) -> list[Instance]:
         return self._instances.get(cluster, [])
 

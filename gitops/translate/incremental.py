@@ -49,6 +49,9 @@ class Delta:
     full_renders: int
     #: True when a global change made this a full re-translation.
     full: bool
+    #: Objects the renders produced (recomputed), and all objects after the update.
+    recomputed: int = 0
+    total: int = 0
 
     @property
     def changed_objects(self) -> int:
@@ -73,6 +76,81 @@ def changed_clusters(
         for c in old.keys() | new.keys()
         if (before := old.get(c)) is not (after := new.get(c)) and before != after
     }
+
+
+def is_global(
+    old: Bundle,
+    new: Bundle,
+    refs: Mapping[ObjectRef, Any],
+    old_inputs: Mapping[str, Any],
+    new_inputs: Mapping[str, Any],
+) -> bool:
+    """Does the change reach placement or visibility for the whole fleet?"""
+    return (
+        any(ref.kind in GLOBAL_KINDS for ref in refs)
+        or new.config_cluster != old.config_cluster
+        or new.helm != old.helm
+        or set(new_inputs) != set(old_inputs)
+    )
+
+
+def changed_deps(
+    refs: Mapping[ObjectRef, tuple[Any, Any]],
+    old: Translation,
+    new: Translation,
+    clusters: set[str],
+) -> set[Dep]:
+    """The deps a change touches: each changed object, its kind in its workspace (before and
+    after), and the clusters whose discovered objects changed."""
+    deps: set[Dep] = {("input", c) for c in clusters}
+    for ref, (before, after) in refs.items():
+        deps.add(("ref", ref.kind, ref.namespace, ref.name))
+        for obj, placed in ((before, old.workspace_of), (after, new.workspace_of)):
+            if isinstance(obj, ConfigObject) and (ws := placed.get(ref)) is not None:
+                deps.add(("kind", ref.kind, ws))
+    return deps
+
+
+def affected_producers(
+    old: Translation,
+    old_producers: Mapping[ProducerKey, Producer],
+    new: Translation,
+    new_producers: Mapping[ProducerKey, Producer],
+    refs: Mapping[ObjectRef, tuple[Any, Any]],
+    clusters: set[str],
+) -> set[ProducerKey]:
+    """Producers whose output may change: a dep changed (old or new deps, so selection
+    changes count), or the producer appeared or disappeared."""
+    changed = changed_deps(refs, old, new, clusters)
+    affected = {k for k, p in new_producers.items() if p.deps & changed}
+    affected |= {k for k, p in old_producers.items() if p.deps & changed}
+    affected |= new_producers.keys() ^ old_producers.keys()
+    return affected
+
+
+def affected_clusters(
+    old: Translation, new: Translation, refs: Mapping[ObjectRef, tuple[Any, Any]]
+) -> set[str]:
+    """Clusters whose output may differ between two translations of the same inputs
+    (`gitops render --since`): where an affected producer renders anything, before or
+    after. Client DestinationRules only change where RouteTables' subsets do, so the
+    RouteTables' clusters cover them."""
+    if is_global(old.ctx.bundle, new.ctx.bundle, refs, old.ctx.inputs, new.ctx.inputs):
+        return set(old.clusters) | set(new.clusters)
+    old_producers = {p.key: p for p in old.producers()}
+    new_producers = {p.key: p for p in new.producers()}
+    affected = affected_producers(old, old_producers, new, new_producers, refs, set())
+    found: set[str] = set()
+    for translation, producers in ((old, old_producers), (new, new_producers)):
+        chosen = [producers[k] for k in producers if k in affected]
+        for cluster in translation.clusters:
+            if cluster in found:
+                continue
+            scratch = ClusterOutputs(cluster)
+            translation.render_into(scratch, chosen)
+            if scratch.owned or scratch.needs or scratch.reported:
+                found.add(cluster)
+    return found
 
 
 class Session:
@@ -108,64 +186,41 @@ class Session:
         new_inputs = dict(inputs) if inputs is not None else self.inputs
         refs = changed_refs(self.bundle, bundle)
         clusters = changed_clusters(self.inputs, new_inputs)
-        translation = translate(bundle, new_inputs)
+        translation = translate(bundle, new_inputs, self.translation, frozenset(refs))
         producers = {p.key: p for p in translation.producers()}
         full_renders = len(producers) * len(translation.clusters)
-        if self._is_global(bundle, refs, new_inputs):
+        if is_global(self.bundle, bundle, refs, self.inputs, new_inputs):
             delta = self._replace_all(translation, producers, full_renders)
         else:
-            changed = self._changed_deps(refs, translation, clusters)
-            affected = {k for k, p in producers.items() if p.deps & changed}
-            affected |= {k for k, p in self.producers.items() if p.deps & changed}
-            affected |= producers.keys() ^ self.producers.keys()
+            affected = affected_producers(
+                self.translation, self.producers, translation, producers, refs, clusters
+            )
             order = [k for k in producers if k in affected] + sorted(
                 self.producers.keys() - producers.keys()
             )
             changes: dict[str, Mapping[OutKey, dict[str, Any] | None]] = {}
-            renders = 0
+            renders = recomputed = 0
             for cluster in translation.clusters:
-                found, done = self._rerender(self.stores[cluster], order, producers)
+                found, done, objects = self._rerender(self.stores[cluster], order, producers)
                 renders += done
+                recomputed += objects
                 if found:
                     changes[cluster] = found
-            delta = Delta(changes, renders, full_renders, full=False)
+            total = sum(len(s.final) for s in self.stores.values())
+            delta = Delta(changes, renders, full_renders, False, recomputed, total)
         self.bundle, self.inputs = bundle, new_inputs
         self.translation, self.producers = translation, producers
         return delta
-
-    def _is_global(
-        self, bundle: Bundle, refs: Mapping[ObjectRef, Any], inputs: Mapping[str, Any]
-    ) -> bool:
-        return (
-            any(ref.kind in GLOBAL_KINDS for ref in refs)
-            or bundle.config_cluster != self.bundle.config_cluster
-            or bundle.helm != self.bundle.helm
-            or set(inputs) != set(self.inputs)
-        )
-
-    def _changed_deps(
-        self,
-        refs: Mapping[ObjectRef, tuple[Any, Any]],
-        translation: Translation,
-        clusters: set[str],
-    ) -> set[Dep]:
-        deps: set[Dep] = {("input", c) for c in clusters}
-        old_ws, new_ws = self.translation.workspace_of, translation.workspace_of
-        for ref, (before, after) in refs.items():
-            deps.add(("ref", ref.kind, ref.namespace, ref.name))
-            for obj, placed in ((before, old_ws), (after, new_ws)):
-                if isinstance(obj, ConfigObject) and (ws := placed.get(ref)) is not None:
-                    deps.add(("kind", ref.kind, ws))
-        return deps
 
     def _rerender(
         self,
         store: ClusterOutputs,
         order: list[ProducerKey],
         producers: Mapping[ProducerKey, Producer],
-    ) -> tuple[dict[OutKey, dict[str, Any] | None], int]:
+    ) -> tuple[dict[OutKey, dict[str, Any] | None], int, int]:
         """Render `order` again in one cluster (client DestinationRules follow the needs of
-        what was rendered); returns the changed objects and the number of renders."""
+        what was rendered); returns the changed objects, the number of renders and the
+        number of objects they produced."""
         touched: set[OutKey] = set()
         needs_changed: set[tuple[str, str]] = set()
         done: set[ProducerKey] = set()
@@ -189,7 +244,8 @@ class Session:
                 producer.render(store.cluster, store)
                 touched.update(store.owned.get(key, ()))
                 done.add(key)
-        return store.resolve(touched), len(done)
+        produced = sum(len(store.owned.get(key, ())) for key in done)
+        return store.resolve(touched), len(done), produced
 
     def _replace_all(
         self,
@@ -213,7 +269,8 @@ class Session:
             if diff:
                 changes[cluster] = diff
         self.stores = stores
-        return Delta(changes, full_renders, full_renders, full=True)
+        total = sum(len(s.final) for s in stores.values())
+        return Delta(changes, full_renders, full_renders, True, total, total)
 
     def _render_all(self, cluster: str) -> ClusterOutputs:
         store = ClusterOutputs(cluster)

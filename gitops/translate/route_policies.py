@@ -51,6 +51,18 @@ class RoutePolicies:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: Policy ref -> number of routes it applies to (reported as `selected`).
     counts: dict[ObjectRef, int] = field(default_factory=dict)
+    #: The same, per workspace (what `choose` can reuse).
+    chunks: dict[str, RoutePolicies] = field(default_factory=dict)
+
+    @classmethod
+    def assemble(cls, chunks: dict[str, RoutePolicies]) -> RoutePolicies:
+        whole = cls(chunks=chunks)
+        for chunk in chunks.values():
+            whole.applied.update(chunk.applied)
+            whole.header_destinations.update(chunk.header_destinations)
+            whole.diagnostics.extend(chunk.diagnostics)
+            whole.counts.update(chunk.counts)
+        return whole
 
     def for_route(self, key: RouteKey) -> Mapping[str, ConfigObject[Any]]:
         return self.applied.get(key, {})
@@ -123,9 +135,17 @@ def route_selected(
     return False
 
 
-def choose(ctx: Context, routes: Iterable[FlatRoute]) -> RoutePolicies:
-    """Pick, for every route, at most one policy of each route-policy kind."""
-    result = RoutePolicies()
+def choose(
+    ctx: Context,
+    routes: Iterable[FlatRoute],
+    previous: RoutePolicies | None = None,
+    stale: set[str] | None = None,
+) -> RoutePolicies:
+    """Pick, for every route, at most one policy of each route-policy kind.
+
+    Choices are independent per workspace (policies never cross workspaces), so with
+    `previous` only the `stale` workspaces are chosen again; the others are reused.
+    """
     by_workspace: dict[str, list[FlatRoute]] = defaultdict(list)
     seen: set[RouteKey] = set()
     for route in routes:
@@ -137,61 +157,74 @@ def choose(ctx: Context, routes: Iterable[FlatRoute]) -> RoutePolicies:
         # (Istio refuses e.g. `fault` next to `redirect`).
         if ws is not None and route.route.forward_to is not None:
             by_workspace[ws].append(route)
+    policies: dict[str, list[ConfigObject[Any]]] = defaultdict(list)
     for kind in ROUTE_POLICY_KINDS:
         for policy in sorted(ctx.of_kind(kind), key=ConfigObject.age_key):
-            ws = ctx.workspace_of[policy.ref]
-            selected = [
-                r
-                for r in by_workspace.get(ws, ())
-                if route_selected(ctx, policy.spec.apply_to_routes, r, ws)
-            ]
-            on_destinations: dict[RouteKey, frozenset[int]] = {}
-            if kind == "HeaderManipulationPolicy" and policy.spec.apply_to_route_destinations:
-                selected = []
-                for r in by_workspace.get(ws, ()):
-                    indexes: set[int] = set()
-                    for sel in policy.spec.apply_to_route_destinations:
-                        if sel.route is not None and not route_selected(
-                            ctx, [RouteSelector(route=sel.route)], r, ws
-                        ):
-                            continue
-                        for d in sel.on_destinations:
-                            indexes |= selected_destinations(ctx, d, r)
-                    if indexes:
-                        selected.append(r)
-                        on_destinations[r.key] = frozenset(indexes)
-            applied = 0
-            conflicted = False
-            for route in selected:
-                chosen = result.applied.setdefault(route.key, {})
-                if kind in chosen:
-                    conflicted = True
-                    continue
-                chosen[kind] = policy
-                if route.key in on_destinations:
-                    result.header_destinations[route.key] = on_destinations[route.key]
-                applied += 1
-            result.counts[policy.ref] = applied
-            if conflicted:
-                result.diagnostics.append(
-                    Diagnostic(
-                        Reason.PolicyConflict,
-                        f"{kind} conflicts existing policy applied to route. Skipping applying "
-                        f"{policy.name}.{policy.namespace}",
-                        policy.source,
-                        policy.ref,
-                    )
+            policies[ctx.workspace_of[policy.ref]].append(policy)
+    chunks: dict[str, RoutePolicies] = {}
+    for ws in sorted(by_workspace.keys() | policies.keys()):
+        if previous is not None and stale is not None and ws not in stale:
+            if ws in previous.chunks:
+                chunks[ws] = previous.chunks[ws]
+            continue
+        chunks[ws] = _choose_in(ctx, ws, by_workspace.get(ws, []), policies.get(ws, []))
+    return RoutePolicies.assemble(chunks)
+
+
+def _choose_in(
+    ctx: Context, ws: str, routes: list[FlatRoute], policies: list[ConfigObject[Any]]
+) -> RoutePolicies:
+    result = RoutePolicies()
+    for policy in policies:  # by kind, then oldest first: the order conflicts are decided in
+        kind = policy.kind
+        selected = [r for r in routes if route_selected(ctx, policy.spec.apply_to_routes, r, ws)]
+        on_destinations: dict[RouteKey, frozenset[int]] = {}
+        if kind == "HeaderManipulationPolicy" and policy.spec.apply_to_route_destinations:
+            selected = []
+            for r in routes:
+                indexes: set[int] = set()
+                for sel in policy.spec.apply_to_route_destinations:
+                    if sel.route is not None and not route_selected(
+                        ctx, [RouteSelector(route=sel.route)], r, ws
+                    ):
+                        continue
+                    for d in sel.on_destinations:
+                        indexes |= selected_destinations(ctx, d, r)
+                if indexes:
+                    selected.append(r)
+                    on_destinations[r.key] = frozenset(indexes)
+        applied = 0
+        conflicted = False
+        for route in selected:
+            chosen = result.applied.setdefault(route.key, {})
+            if kind in chosen:
+                conflicted = True
+                continue
+            chosen[kind] = policy
+            if route.key in on_destinations:
+                result.header_destinations[route.key] = on_destinations[route.key]
+            applied += 1
+        result.counts[policy.ref] = applied
+        if conflicted:
+            result.diagnostics.append(
+                Diagnostic(
+                    Reason.PolicyConflict,
+                    f"{kind} conflicts existing policy applied to route. Skipping applying "
+                    f"{policy.name}.{policy.namespace}",
+                    policy.source,
+                    policy.ref,
                 )
-            elif not selected:
-                result.diagnostics.append(
-                    Diagnostic(
-                        Reason.NothingSelected,
-                        f"{kind} selects no route in workspace {ws}",
-                        policy.source,
-                        policy.ref,
-                        "spec.applyToRoutes",
-                    )
+            )
+        elif not selected:
+            result.diagnostics.append(
+                Diagnostic(
+                    Reason.NothingSelected,
+                    f"{kind} selects no route in workspace {ws}",
+                    policy.source,
+                    policy.ref,
+                    "spec.applyToRoutes",
                 )
+            )
     return result
 
 

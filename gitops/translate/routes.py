@@ -173,6 +173,24 @@ def specificity(route: FlatRoute) -> tuple[int, int, int, int, int]:
     )
 
 
+def emitted(flat: list[FlatRoute]) -> list[tuple[FlatRoute, str]]:
+    """The routes a root table's VirtualServices hold, with their names there.
+
+    Delegating and graphql routes are not emitted (unless replaced by a 500), and a child
+    table delegated to twice lands twice: Istio wants names unique in a VirtualService, so
+    the second copy gets `-2`. The JWT EnvoyFilters match routes by these names.
+    """
+    used: dict[str, int] = {}
+    out: list[tuple[FlatRoute, str]] = []
+    for fr in flat:
+        if fr.replaced is None and (fr.route.delegate is not None or fr.route.graphql is not None):
+            continue
+        seen = used.get(fr.name, 0)
+        used[fr.name] = seen + 1
+        out.append((fr, f"{fr.name}-{seen + 1}" if seen else fr.name))
+    return out
+
+
 def route_names(table: Table) -> list[str]:
     """VirtualService route names for each of a table's http routes."""
     seen: dict[str, int] = {}

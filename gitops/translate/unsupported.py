@@ -18,6 +18,13 @@ from gitops.bundle import ConfigObject
 from gitops.diagnostics import Diagnostic
 from gitops.reasons import Reason
 
+_SA_LABELS = (
+    "ServiceAccount labels are not discovered yet; a service account selector with labels "
+    "matches no service account"
+)
+_EXTERNAL_CLIENTS = "external workloads are not translated yet; this client matches nothing"
+_CNI = "CNI enforcement is not translated; the sidecars enforce the policy"
+
 #: kind -> (camelCase field path, `[]` = every list item; what happens instead)
 NOT_TRANSLATED: dict[str, tuple[tuple[str, str], ...]] = {
     "RouteTable": (
@@ -35,24 +42,34 @@ NOT_TRANSLATED: dict[str, tuple[tuple[str, str], ...]] = {
         ("listeners[].appProtocol", "appProtocol is not translated yet; ignored"),
     ),
     "VirtualDestination": (
-        ("clientMode", "client modes are not translated yet; SNI passthrough is used"),
         ("externalServices", "ExternalService backends are not translated yet; ignored"),
         ("externalWorkloads", "external workloads are not translated yet; ignored"),
     ),
-    # Loaded and validated; their translation is being built (issue 3).
-    "AccessPolicy": (("config", "AccessPolicy is not translated yet; nothing is emitted"),),
-    "JWTPolicy": (("config", "JWTPolicy is not translated yet; nothing is emitted"),),
-    "ExternalService": (("ports", "ExternalService is not translated yet; nothing is emitted"),),
-    "WorkspaceSettings": (
-        ("options.serviceIsolation", "service isolation is not translated yet; ignored"),
-        ("options.federation", "federation is not translated yet; ignored"),
+    "ExternalService": (
+        ("selector", "ExternalEndpoints are not translated yet; the hosts are resolved by DNS"),
         (
-            "options.eastWestGateways",
-            "east-west gateway selection is not translated yet; "
-            "gateways labelled istio: eastwestgateway are used",
+            "ports[].egressGatewayRoutes",
+            "egress gateway routes are not translated yet; clients reach the service directly",
         ),
-        ("options.virtualDestClientMode", "client modes are not translated yet; ignored"),
-        ("options.trimAllProxyConfig", "trimming proxy config is not translated yet; ignored"),
+    ),
+    "AccessPolicy": (
+        (
+            "config.authzList[].allowedClients[].serviceAccountSelector.labels",
+            _SA_LABELS,
+        ),
+        ("config.authz.allowedClients[].serviceAccountSelector.labels", _SA_LABELS),
+        ("config.authzList[].allowedClients[].externalWorkloadSelector", _EXTERNAL_CLIENTS),
+        ("config.authz.allowedClients[].externalWorkloadSelector", _EXTERNAL_CLIENTS),
+        ("config.enforcementLayers.cni", _CNI),
+    ),
+    "WorkspaceSettings": (("options.serviceIsolation.enforcementLayers.cni", _CNI),),
+    # Unenforceable JWT conditions fail closed instead (`jwt.checks`, UnenforceablePolicy).
+    "JWTPolicy": (
+        (
+            "applyToDestinations",
+            "JWT on destinations (server side) is not translated yet; nothing is enforced there",
+        ),
+        ("config.phase", "filter phases are not translated; jwt_authn runs just before the router"),
     ),
 }
 

@@ -11,12 +11,16 @@ outputs of one cluster. Rules (gloo-semantics.md 4.1, 2.5, 3.5; worked examples 
   ServiceEntry `vd-{host}-{workspace}` in it, `exportTo` = the consuming namespaces,
   `addresses` = a virtual IP in 240.0.0.0/4, `resolution: STATIC`; a local backing
   Service contributes `workloadSelector` (its pod selector) and every other backing
-  cluster one WorkloadEntry (its east-west gateway address, the gateway's `tls` port,
-  the cluster's locality) carrying the same labels; without a local backing Service
-  the remote endpoints are inlined as `endpoints`. When the VD's namespace does not
-  exist in a cluster, each consuming namespace gets its own copy with `exportTo: ["."]`;
+  cluster one WorkloadEntry (its east-west gateway address, the gateway's port for the
+  client mode, the cluster's locality) carrying the same labels; without a local backing
+  Service the remote endpoints are inlined as `endpoints`. When the VD's namespace does
+  not exist in a cluster, each consuming namespace gets its own copy with `exportTo: ["."]`;
+- the east-west gateways and the client mode (`clientMode`, else the workspace's
+  `virtualDestClientMode`) are chosen by `east_west`: SNI passthrough on the gateway's
+  `tls` port by default, its `https` port under `tlsTermination`;
 - one DestinationRule per host with, per VD port, `tls: ISTIO_MUTUAL` and the SPIFFE
-  identities of every backing workload, plus Failover/OutlierDetection settings.
+  identities of every backing workload (under `tlsTermination` also of the east-west
+  gateways, which then present their own certificate), plus Failover/OutlierDetection.
 """
 
 from __future__ import annotations
@@ -28,27 +32,15 @@ from typing import Any
 from gitops import names
 from gitops.bundle import ConfigObject
 from gitops.diagnostics import Diagnostic
-from gitops.discovery import ClusterInputs, Service
 from gitops.models.networking import VirtualDestinationSpec
 from gitops.reasons import Reason
-from gitops.translate import destination_policies
+from gitops.translate import destination_policies, east_west
 from gitops.translate.context import Context, ServiceRef
 from gitops.translate.destination_policies import DestinationPolicies
+from gitops.translate.east_west import EastWest, Remote
 from gitops.translate.outputs import NETWORKING, ClusterOutputs, Parent, ProducerKey
 
 VirtualDestination = ConfigObject[VirtualDestinationSpec]
-#: Port of the east-west gateway Service that passes mTLS through by SNI (Istio's default).
-EAST_WEST_PORT_NAME = "tls"
-
-
-@dataclass(frozen=True, slots=True)
-class Remote:
-    """How other clusters reach a backing cluster: its east-west gateway."""
-
-    cluster: str
-    address: str
-    port: int
-    locality: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,22 +59,12 @@ class _Plan:
     entries: dict[tuple[Any, str], tuple[str, dict[str, Any]]]
 
 
-def east_west_gateway(inputs: ClusterInputs) -> tuple[Service, int] | None:
-    """The cluster's east-west gateway Service with an address, and its `tls` port."""
-    for service in inputs.services:
-        if service.is_east_west_gateway and service.addresses:
-            port = service.port(name=EAST_WEST_PORT_NAME)
-            if port is not None:
-                return service, port.port
-    return None
-
-
 class VirtualDestinations:
     def __init__(self, ctx: Context, policies: DestinationPolicies) -> None:
         self.ctx = ctx
         self.policies = policies
         self.diagnostics: list[Diagnostic] = []
-        self._remotes: dict[str, Remote | None] = {}
+        self.gateways = EastWest(ctx)
         plans = [p for vd in ctx.of_kind("VirtualDestination") if (p := self._plan(vd))]
         self.plans = self._unique_hosts(plans)
 
@@ -118,17 +100,6 @@ class VirtualDestinations:
                 claimed[host].append(plan)
             kept.append(plan)
         return sorted(kept, key=lambda p: p.vd.ref)
-
-    def _remote(self, cluster: str) -> Remote | None:
-        if cluster not in self._remotes:
-            inputs = self.ctx.inputs[cluster]
-            found = east_west_gateway(inputs)
-            self._remotes[cluster] = (
-                Remote(cluster, found[0].addresses[0], found[1], inputs.locality())
-                if found
-                else None
-            )
-        return self._remotes[cluster]
 
     def _plan(self, vd: VirtualDestination) -> _Plan | None:
         ctx = self.ctx
@@ -175,14 +146,16 @@ class VirtualDestinations:
             )
         remotes: dict[str, Remote] = {}
         sans: set[str] = set()
+        settings = ctx.settings.get(ws)
+        mode = east_west.client_mode(vd.spec.client_mode, settings.options if settings else None)
         for cluster, ref in backing.items():
-            remote = self._remote(cluster)
+            remote = self.gateways.remote(ws, cluster, mode)
             if remote is None:
                 self.diagnostics.append(
                     Diagnostic(
                         Reason.EastWestGatewayNotFound,
-                        f"cluster {cluster} has no east-west gateway with an address and a "
-                        f"'{EAST_WEST_PORT_NAME}' port; other clusters cannot reach its endpoints",
+                        f"cluster {cluster} has {self.gateways.describe(ws, mode)}; other "
+                        "clusters cannot reach its endpoints",
                         vd.source,
                         vd.ref,
                         cluster=cluster,
@@ -190,11 +163,9 @@ class VirtualDestinations:
                 )
             else:
                 remotes[cluster] = remote
-            inputs = ctx.inputs[cluster]
-            accounts = {w.service_account for w in inputs.workloads_for(ref.service)}
-            for account in accounts or {"default"}:
-                domain = ctx.trust_domain(cluster)
-                sans.add(f"spiffe://{domain}/ns/{ref.service.namespace}/sa/{account}")
+                if mode == east_west.TLS_TERMINATION:
+                    sans |= east_west.identities(ctx, cluster, remote.gateway)
+            sans |= east_west.identities(ctx, cluster, ref.service)
         viewers = ctx.visibility.viewers(ws, "VIRTUAL_DESTINATION", ctx.target(vd))
         parent = Parent(
             "networking.gloo.solo.io", "v2", "VirtualDestination", vd.name, vd.namespace, vd.cluster

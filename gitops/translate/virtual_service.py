@@ -36,7 +36,7 @@ from gitops.diagnostics import Diagnostic
 from gitops.ids import ObjectRef
 from gitops.models.networking import RouteTableSpec
 from gitops.reasons import Reason
-from gitops.translate import route_policies
+from gitops.translate import route_policies, routes
 from gitops.translate.context import Context, ServiceRef
 from gitops.translate.destinations import Resolver
 from gitops.translate.gateway import Gateways, Instance
@@ -60,6 +60,11 @@ _REDIRECT_CODES = {
     "PERMANENT_REDIRECT": 308,
 }
 _REPLACEMENT = {"status": 500}
+#: Destination kinds that name a config object (a route's deps), and that object's kind.
+_DESTINATION_KINDS = {
+    "VIRTUAL_DESTINATION": "VirtualDestination",
+    "EXTERNAL_SERVICE": "ExternalService",
+}
 #: Room left for metadata, hosts and gateways when routes are measured against 1 MiB.
 _METADATA_ALLOWANCE = 64 * 1024
 
@@ -85,26 +90,73 @@ class _Built:
 class VirtualServices:
     """Builds VirtualServices; flattening and policy choice happen once, in `__init__`."""
 
-    def __init__(self, ctx: Context, gateways: Gateways) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        gateways: Gateways,
+        previous: VirtualServices | None = None,
+        changed: frozenset[ObjectRef] = frozenset(),
+    ) -> None:
+        """Flatten tables, choose route policies, attach gateways.
+
+        With `previous` (same clusters, workspaces and inputs; `changed` names the config
+        objects that differ), unchanged parts are reused: flattening and attachment when no
+        RouteTable or VirtualGateway changed, policy choice for workspaces without changed
+        route policies, destination lookups when no RouteTable or VirtualDestination did.
+        """
         self.ctx = ctx
         self.gateways = gateways
         self.diagnostics: list[Diagnostic] = []
         self._reported: set[tuple[Any, ...]] = set()
         #: FREEZE_CONFIG tables with problems: not rendered, their last outputs must be kept.
         self.frozen: set[ObjectRef] = set()
+        kinds = {ref.kind for ref in changed}
+        tables_same = previous is not None and "RouteTable" not in kinds
         self.resolver = Resolver(ctx)
-        flattener = Flattener(ctx)
-        self.roots: list[tuple[Table, list[FlatRoute]]] = []
-        for table in ctx.of_kind("RouteTable"):
-            if table.spec.hosts:
-                self.roots.append((table, flattener.flatten(table)))
-        self.diagnostics.extend(flattener.diagnostics)
+        if tables_same and "VirtualDestination" not in kinds:
+            assert previous is not None
+            self.resolver.adopt(previous.resolver)
+        self.roots: list[tuple[Table, list[FlatRoute]]]
+        if tables_same:
+            assert previous is not None
+            self.roots = previous.roots
+            self.flatten_diagnostics: list[Diagnostic] = previous.flatten_diagnostics
+        else:
+            flattener = Flattener(ctx)
+            self.roots = [
+                (table, flattener.flatten(table))
+                for table in ctx.of_kind("RouteTable")
+                if table.spec.hosts
+            ]
+            self.flatten_diagnostics = flattener.diagnostics
+        self.diagnostics.extend(self.flatten_diagnostics)
         every = [r for _, flat in self.roots for r in flat]
-        self.policies: RoutePolicies = route_policies.choose(ctx, every)
+        stale = None
+        if tables_same:
+            assert previous is not None
+            stale = {
+                ws
+                for ref in changed
+                if ref.kind in route_policies.ROUTE_POLICY_KINDS
+                for ws in (previous.ctx.workspace_of.get(ref), ctx.workspace_of.get(ref))
+                if ws is not None
+            }
+        self.policies: RoutePolicies = route_policies.choose(
+            ctx, every, previous.policies if previous is not None else None, stale
+        )
         self.diagnostics.extend(self.policies.diagnostics)
         self._cache: dict[tuple[Any, ...], _Built] = {}
         self._vgs = {(o.namespace, o.name): o for o in ctx.of_kind("VirtualGateway")}
-        self._attached = {table.ref: self._attach(table) for table, _ in self.roots}
+        self._attach_problems: dict[ObjectRef, list[Diagnostic]] = {}
+        self._attached: dict[ObjectRef, list[Any]]
+        if tables_same and "VirtualGateway" not in kinds:
+            assert previous is not None
+            self._attached = previous._attached
+            self._attach_problems = previous._attach_problems
+        else:
+            self._attached = {table.ref: self._attach(table) for table, _ in self.roots}
+        for problems in self._attach_problems.values():
+            self.diagnostics.extend(problems)
         for table, flat in self.roots:
             if table.spec.failure_mode == "FREEZE_CONFIG" and self._broken(flat):
                 self.frozen.add(table.ref)
@@ -138,11 +190,12 @@ class VirtualServices:
     def _attach(self, table: Table) -> list[Any]:
         """The VirtualGateways a root table is attached to (refusals reported)."""
         out = []
+        problems = self._attach_problems.setdefault(table.ref, [])
         for i, ref in enumerate(table.spec.virtual_gateways):
             vg = self._vgs.get((ref.namespace or table.namespace, ref.name))
             field_path = f"spec.virtualGateways[{i}]"
             if vg is None or (ref.cluster and ref.cluster != vg.cluster):
-                self._diag(
+                problems.append(
                     Diagnostic(
                         Reason.VirtualGatewayNotFound,
                         f"VirtualGateway {ref.namespace or table.namespace}/{ref.name} "
@@ -155,7 +208,7 @@ class VirtualServices:
                 continue
             why = self.gateways.allows(vg, table)
             if why is not None:
-                self._diag(
+                problems.append(
                     Diagnostic(
                         Reason.RouteTableNotAllowed, why, table.source, table.ref, field_path
                     )
@@ -243,18 +296,13 @@ class VirtualServices:
         if built is not None:
             return built
         built = _Built([], [], {table.source.file})
-        names_used: dict[str, int] = {}
         for fr in flat:
             built.sources.add(fr.table.source.file)
+        for fr, name in routes.emitted(flat):
             route = self._route(fr, cluster, built)
             if route is None:
                 continue
-            # A child table delegated to twice lands twice in one VirtualService; Istio
-            # wants route names unique there.
-            seen = names_used.get(route["name"], 0)
-            names_used[route["name"]] = seen + 1
-            if seen:
-                route["name"] = f"{route['name']}-{seen + 1}"
+            route["name"] = name
             route["match"] = [
                 {**m, "sourceLabels": dict(labels)} if labels else m
                 for m in fr.matches
@@ -305,17 +353,18 @@ class VirtualServices:
 
     def deps_of(self, table: Table, flat: list[FlatRoute]) -> set[tuple[str, ...]]:
         """What a root table's VirtualServices depend on (see `Dep` in translate/__init__):
-        the tables of its routes, the policies chosen for them, the VirtualGateways and
-        VirtualDestinations it names (found or not: creating one changes the output)."""
+        the tables of its routes, the policies chosen for them, the VirtualGateways,
+        VirtualDestinations and ExternalServices it names (found or not: creating one
+        changes the output)."""
         deps: set[tuple[str, ...]] = {("ref", "RouteTable", table.namespace, table.name)}
         for fr in flat:
             deps.add(("ref", "RouteTable", fr.table.namespace, fr.table.name))
             for policy in self.policies.for_route(fr.key).values():
                 deps.add(("ref", policy.kind, policy.namespace, policy.name))
             for dest in fr.destinations:
-                if dest.kind == "VIRTUAL_DESTINATION":
+                if dest.kind in _DESTINATION_KINDS:
                     ns = dest.ref.namespace or fr.table.namespace
-                    deps.add(("ref", "VirtualDestination", ns, dest.ref.name))
+                    deps.add(("ref", _DESTINATION_KINDS[dest.kind], ns, dest.ref.name))
         for ref in table.spec.virtual_gateways:
             deps.add(("ref", "VirtualGateway", ref.namespace or table.namespace, ref.name))
         return deps

@@ -508,7 +508,7 @@ def test_config_cluster_defaults_to_mgmt_and_comes_from_mgmt_plane_values() -> N
     assert load(VALID).config_cluster == "mgmt"
     bundle = load(
         {
-            "helm/mgmt-plane.yaml": "common:\n  cluster: mgmt-east\nglooMgr: {enabled: true}\n",
+            "helm/mgmt-plane.yaml": "common:\n  cluster: mgmt-east\nglooUi: {enabled: true}\n",
             "helm/data-plane/east-1.yaml": "common: {cluster: east-1}\n",
             "helm/data-plane/west.yml": "common: {cluster: west}\n",
             **VALID,
@@ -518,7 +518,7 @@ def test_config_cluster_defaults_to_mgmt_and_comes_from_mgmt_plane_values() -> N
     assert bundle.config_cluster == "mgmt-east"
     assert bundle.helm.mgmt_plane == {
         "common": {"cluster": "mgmt-east"},
-        "glooMgr": {"enabled": True},
+        "glooUi": {"enabled": True},
     }
     assert set(bundle.helm.data_plane) == {"east-1", "west"}
     assert [o.cluster for o in bundle.objects] == ["mgmt-east"]
@@ -549,7 +549,7 @@ def test_unknown_files_and_bad_cluster_names_under_helm() -> None:
             "helm/values.yaml": "a: 1\n",
             "helm/data-plane/nested/x.yaml": "a: 1\n",
             "helm/data-plane/Cluster_2.yaml": "a: 1\n",
-            "helm/data-plane/ok.yaml": "a: 1\n",
+            "helm/data-plane/ok.yaml": "common: {cluster: ok}\n",
             **VALID,
         }
     )

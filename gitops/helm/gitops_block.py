@@ -1,0 +1,121 @@
+"""The `gitops.*` block of the Helm values: what mesh-gitops adds to the Gloo chart's keys.
+
+Part of `gitops.helm.models.Values` (DESIGN.md section 10): where the config repository is
+and how it is read (`repo`), the Argo-style sync policy (`sync`), where commit statuses go
+(`status`), which refs get pull-request previews (`previews`), and, in data-plane values, the
+cluster's Istio trust domain (`mesh`). The management server reads it at start-up; the
+install renderer mounts the Secrets it names; the loader validates it in `helm/` files.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from gitops import layout
+from gitops.helm.fields import SecretName, ValuesModel
+from gitops.models.base import Duration
+
+_S = 1_000_000_000
+
+#: Istio trust domains are DNS-like names (`cluster.local`, `cluster1.example.com`).
+_TRUST_DOMAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+
+
+def _glob(pattern: str) -> str:
+    if problem := layout.glob_problem(pattern):
+        raise ValueError(problem)
+    return pattern
+
+
+def _interval(nanos: int) -> int:
+    # Below a second the poll would be a busy loop against the Git host.
+    if nanos < _S:
+        raise ValueError("interval must be at least 1s")
+    return nanos
+
+
+def _trust_domain(domain: str) -> str:
+    if not domain or len(domain) > 255 or set(domain) - _TRUST_DOMAIN_CHARS:
+        raise ValueError(f"{domain!r} is not a trust domain (letters, digits, '-', '.', '_')")
+    return domain
+
+
+class Repo(ValuesModel):
+    """`gitops.repo`: the config repository the server follows."""
+
+    #: Clone URL (`https://`, `ssh://`, `file://`).
+    url: str | None = None
+    #: Branch, tag or commit to sync. Default `main`.
+    ref: Annotated[str, Field(min_length=1)] = "main"
+    #: Repository-relative globs to read (as `gitops.yaml` `paths`); empty = everything.
+    paths: list[Annotated[str, AfterValidator(_glob)]] = Field(default_factory=list)
+    #: Poll interval, a Go duration of at least 1s. Default 30s.
+    interval: Annotated[Duration, AfterValidator(_interval)] = 30 * _S
+    #: Secret with the Git credentials.
+    auth_secret: SecretName | None = None
+    #: `head`: sync only commits whose head is signed by an allowed key. Default `none`.
+    verify: Literal["none", "head"] = "none"
+    #: Secret with the allowed signing keys (needed by `verify: head`).
+    allowed_keys_secret: SecretName | None = None
+
+
+class Sync(ValuesModel):
+    """`gitops.sync`: Argo CD's sync policy switches."""
+
+    #: Apply new commits without being asked. Default true.
+    automated: bool = True
+    #: Delete outputs that are no longer rendered. Default true.
+    prune: bool = True
+    #: Put back outputs changed in the cluster (drift). Default true.
+    self_heal: bool = True
+    #: Allow a sync to prune a cluster down to zero objects. Default false.
+    allow_empty: bool = False
+    #: Sync nothing while any resource is INVALID (instead of syncing the rest). Default false.
+    fail_on_invalid: bool = False
+
+
+class Status(ValuesModel):
+    """`gitops.status`: where commit statuses are written (DESIGN.md section 9)."""
+
+    #: `notes` (git notes, needs no Git host), `github`, `gitlab` or `gitea`. Default `notes`.
+    provider: Literal["notes", "github", "gitlab", "gitea"] = "notes"
+    #: Status context prefix. Default `mesh-gitops`.
+    prefix: Annotated[str, Field(min_length=1)] = "mesh-gitops"
+    #: API base URL for self-hosted hosts; default the provider's public API.
+    api_url: str | None = None
+    #: `owner/name` (GitHub, Gitea) or project path/id (GitLab); default from `repo.url`.
+    repository: str | None = None
+    #: Secret with the Git host's API token; needed by every provider but `notes`.
+    token_secret: SecretName | None = None
+
+
+_DEFAULT_PREVIEW_REFS = ("refs/pull/*/head", "refs/merge-requests/*/head")
+
+
+class Previews(ValuesModel):
+    """`gitops.previews`: pull-request previews."""
+
+    #: Ref patterns to preview. Default: GitHub/Gitea pull requests and GitLab merge requests.
+    refs: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: list(_DEFAULT_PREVIEW_REFS)
+    )
+
+
+class Mesh(ValuesModel):
+    """`gitops.mesh`: facts about this cluster's Istio (data-plane values)."""
+
+    #: The cluster's Istio trust domain (workload identities `spiffe://<trustDomain>/...`).
+    #: Default: the cluster name.
+    trust_domain: Annotated[str, AfterValidator(_trust_domain)] | None = None
+
+
+class Gitops(ValuesModel):
+    """`gitops`: mesh-gitops' own settings."""
+
+    repo: Repo = Repo()
+    sync: Sync = Sync()
+    status: Status = Status()
+    previews: Previews = Previews()
+    mesh: Mesh = Mesh()
