@@ -20,7 +20,7 @@ mistakes come back as diagnostics next to whatever could be translated; only bug
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.bundle import Bundle
@@ -84,6 +84,8 @@ class Translation:
     envoy_filters: EnvoyFilters
     #: Diagnostics that do not depend on which cluster is rendered.
     diagnostics: tuple[Diagnostic, ...] = ()
+    #: Fields set but not translated, per object (reused by the next incremental translate).
+    unsupported_fields: unsupported.Found = field(default_factory=dict)
 
     @property
     def clusters(self) -> tuple[str, ...]:
@@ -201,7 +203,7 @@ def translate(
         if ws is not None
     }
     policies = destination_policies.choose(ctx, previous.policies, stale)
-    return _translate(ctx, gateways, virtual_services, policies)
+    return _translate(ctx, gateways, virtual_services, policies, previous)
 
 
 def _same_inputs(previous: Translation, inputs: Mapping[str, ClusterInputs]) -> bool:
@@ -216,19 +218,23 @@ def _translate(
     gateways: Gateways | None = None,
     virtual_services: VirtualServices | None = None,
     policies: destination_policies.DestinationPolicies | None = None,
+    previous: Translation | None = None,
 ) -> Translation:
     gateways = gateways or Gateways(ctx)
     virtual_services = virtual_services or VirtualServices(ctx, gateways)
     policies = policies or destination_policies.choose(ctx)
-    virtual_destinations = VirtualDestinations(ctx, policies)
-    security = Security(ctx)
+    virtual_destinations = VirtualDestinations(
+        ctx, policies, previous.virtual_destinations if previous else None
+    )
+    security = Security(ctx, previous.security if previous else None)
     reachability = Reachability(ctx, virtual_destinations)
     envoy_filters = EnvoyFilters(ctx, gateways, virtual_services)
     placed = (o for kind in unsupported.NOT_TRANSLATED for o in ctx.of_kind(kind))
+    not_translated = unsupported.check(placed, previous.unsupported_fields if previous else None)
     fleet = [
         *ctx.diagnostics,
         *ctx.placement_problems.values(),
-        *unsupported.check(placed),
+        *(d for _, found in not_translated.values() for d in found),
         *gateways.diagnostics,
         *virtual_services.diagnostics,
         *policies.diagnostics,
@@ -247,4 +253,5 @@ def _translate(
         reachability,
         envoy_filters,
         tuple(fleet),
+        not_translated,
     )

@@ -43,6 +43,7 @@ from gitops.bundle import ConfigObject
 from gitops.diagnostics import Diagnostic
 from gitops.discovery import ServicePort
 from gitops.ids import ObjectRef
+from gitops.models.common import DestinationSelector
 from gitops.models.security import AccessPolicySpec
 from gitops.reasons import Reason
 from gitops.selectors import labels_match, object_match
@@ -77,22 +78,42 @@ class _Plan:
     groups: dict[str, list[tuple[str, Labels]]] = field(default_factory=dict)
     #: Problems that exist in one cluster, reported when that cluster is rendered.
     notes: dict[str, list[Diagnostic]] = field(default_factory=dict)
+    #: Fleet-wide problems of this policy, and how many ports or workloads it selects.
+    problems: list[Diagnostic] = field(default_factory=list)
+    count: int = 0
 
 
 class AccessPolicies:
     """Every AccessPolicy's plan, and which Service ports they take over from isolation."""
 
-    def __init__(self, ctx: Context, identities: Identities, isolating: frozenset[str]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        identities: Identities,
+        isolating: frozenset[str],
+        previous: AccessPolicies | None = None,
+    ) -> None:
+        """Plan every AccessPolicy. With `previous` (same inputs, workspaces and settings),
+        the plans of policies that did not change are reused."""
         self.ctx = ctx
         self.identities = identities
-        self.diagnostics: list[Diagnostic] = []
-        #: Policy ref -> destination ports (or workloads) it applies to.
-        self.counts: dict[ObjectRef, int] = {}
         self._by_workspace: dict[str, list[ServiceRef]] = defaultdict(list)
-        for ref in ctx.all_services:
-            if ref.workspace is not None:
-                self._by_workspace[ref.workspace].append(ref)
-        self.plans = [self._plan(p, isolating) for p in ctx.of_kind("AccessPolicy")]
+        known: dict[ObjectRef, _Plan] = {}
+        if previous is not None:
+            self._by_workspace = previous._by_workspace
+            known = {p.policy.ref: p for p in previous.plans}
+        else:
+            for ref in ctx.all_services:
+                if ref.workspace is not None:
+                    self._by_workspace[ref.workspace].append(ref)
+        self.plans: list[_Plan] = []
+        for policy in ctx.of_kind("AccessPolicy"):
+            old = known.get(policy.ref)
+            reuse = old is not None and old.policy is policy
+            self.plans.append(old if reuse and old is not None else self._plan(policy, isolating))
+        self.diagnostics: list[Diagnostic] = [d for p in self.plans for d in p.problems]
+        #: Policy ref -> destination ports (or workloads) it applies to.
+        self.counts: dict[ObjectRef, int] = {p.policy.ref: p.count for p in self.plans}
         #: What enforced AuthorizationPolicies cover: (cluster, ns, svc, port) and, per
         #: (cluster, namespace), the label groups of workload policies.
         self._ports: set[tuple[str, str, str, int]] = set()
@@ -128,8 +149,9 @@ class AccessPolicies:
 
     # -- planning (once per translation) ---------------------------------------------------
 
-    def _diag(self, policy: AccessPolicy, reason: Reason, message: str, where: str = "") -> None:
-        self.diagnostics.append(Diagnostic(reason, message, policy.source, policy.ref, where))
+    def _diag(self, plan: _Plan, reason: Reason, message: str, where: str = "") -> None:
+        policy = plan.policy
+        plan.problems.append(Diagnostic(reason, message, policy.source, policy.ref, where))
 
     def _plan(self, policy: AccessPolicy, isolating: frozenset[str]) -> _Plan:
         ws = self.ctx.workspace_of[policy.ref]
@@ -137,12 +159,11 @@ class AccessPolicies:
         workloads_form = bool(spec.apply_to_workloads)
         config = spec.config
         enforced, dry_run, problems = access_rules.rulesets(policy, self.identities, workloads_form)
-        self.diagnostics.extend(problems)
         mode: str | None = None
         authn = config.authn
         if authn is not None and "tls_mode" in authn.model_fields_set:
             mode = "STRICT" if ws in isolating else authn.tls_mode
-        plan = _Plan(policy, ws, enforced, dry_run, mode)
+        plan = _Plan(policy, ws, enforced, dry_run, mode, problems=list(problems))
         if workloads_form:
             self._select_workloads(plan)
         else:
@@ -155,13 +176,13 @@ class AccessPolicies:
         for i, chosen in enumerate(selectors):
             if chosen.kind != "SERVICE":
                 self._diag(
-                    policy,
+                    plan,
                     Reason.UnsupportedField,
                     f"AccessPolicy cannot select kind {chosen.kind}; only Services are translated",
                     f"spec.applyToDestinations[{i}].kind",
                 )
         selected: set[tuple[str, str, int]] = set()
-        for ref in self._by_workspace.get(ws, ()):
+        for ref in self._candidates(selectors, ws):
             ports = _selected_ports(policy, ref)
             if not ports:
                 continue
@@ -176,14 +197,28 @@ class AccessPolicies:
                     notes.append(_unresolved(policy, ref, port))
                 plan.ports.setdefault(ref.cluster, []).append(_Port(ref, port, target))
                 selected.add((s.namespace, s.name, port.port))
-        self.counts[policy.ref] = len(selected)
+        plan.count = len(selected)
         if not selected:
             self._diag(
-                policy,
+                plan,
                 Reason.NothingSelected,
                 f"selects no Service port in workspace {ws}",
                 "spec.applyToDestinations",
             )
+
+    def _candidates(self, selectors: list[DestinationSelector], ws: str) -> list[ServiceRef]:
+        """The workspace's Services a policy's selectors can pick, found through the
+        context's name and label indexes rather than by scanning every Service."""
+        if not selectors or any(s.selector is None for s in selectors if s.kind == "SERVICE"):
+            return list(self._by_workspace.get(ws, ()))
+        found: dict[tuple[str, str, str], ServiceRef] = {}
+        for s in selectors:
+            if s.kind != "SERVICE" or s.selector is None:
+                continue
+            for ref in self.ctx.find_services(s.selector):
+                if ref.workspace == ws:
+                    found[(ref.cluster, ref.service.namespace, ref.service.name)] = ref
+        return [found[k] for k in sorted(found)]
 
     def _select_workloads(self, plan: _Plan) -> None:
         policy, ws = plan.policy, plan.workspace
@@ -208,10 +243,10 @@ class AccessPolicies:
                         groups[cluster].add((ns, tuple(sorted(wanted.items()))))
                         selected.update((cluster, ns, w.kind, w.name) for w in matched)
         plan.groups = {c: sorted(found) for c, found in sorted(groups.items())}
-        self.counts[policy.ref] = len(selected)
+        plan.count = len(selected)
         if not selected:
             self._diag(
-                policy,
+                plan,
                 Reason.NothingSelected,
                 f"selects no workload in workspace {ws}",
                 "spec.applyToWorkloads",

@@ -35,11 +35,13 @@ class ServiceRef:
     cluster: str
     service: Service
     workspace: str | None
+    #: What selectors match against (built once: selectors run over every Service).
+    target: Target = field(init=False, compare=False, repr=False)
 
-    @property
-    def target(self) -> Target:
+    def __post_init__(self) -> None:
         s = self.service
-        return Target(s.name, s.namespace, self.cluster, self.workspace, s.labels)
+        target = Target(s.name, s.namespace, self.cluster, self.workspace, s.labels)
+        object.__setattr__(self, "target", target)
 
 
 @dataclass

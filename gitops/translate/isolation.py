@@ -49,7 +49,10 @@ class ServiceIsolation:
         identities: Identities,
         access: AccessPolicies,
         isolating: frozenset[str],
+        previous: ServiceIsolation | None = None,
     ) -> None:
+        """With `previous` (same inputs, workspaces and settings), the Service index and
+        the principals sources are reused."""
         self.ctx = ctx
         self.identities = identities
         self.access = access
@@ -57,12 +60,16 @@ class ServiceIsolation:
         self.settings_of = _settings_objects(ctx, isolating)
         #: Service key -> the isolating workspaces owning it somewhere (for deps).
         self.services: dict[ServiceKey, frozenset[str]] = {}
+        #: Importing workspaces -> the `from` sources they make, shared by every port.
+        self._sources: dict[tuple[str, ...], tuple[list[dict[str, Any]], int]] = {}
+        if previous is not None:
+            self.services = previous.services
+            self._sources = previous._sources
+            return
         for key, refs in sorted(ctx.services_by_key.items()):
             owners = frozenset(w for r in refs if (w := r.workspace) is not None and w in isolating)
             if owners:
                 self.services[key] = owners
-        #: Importing workspaces -> the `from` sources they make, shared by every port.
-        self._sources: dict[tuple[str, ...], tuple[list[dict[str, Any]], int]] = {}
 
     def producers(self) -> list[tuple[ProducerKey, ServiceKey]]:
         return [(("ServiceIsolation", ns, name), (ns, name)) for ns, name in self.services]

@@ -44,12 +44,31 @@ Dep = tuple[str, ...]
 class Security:
     """AccessPolicy and isolation translators of one translation."""
 
-    def __init__(self, ctx: Context) -> None:
+    identities: Identities
+    isolating: frozenset[str]
+    access: AccessPolicies
+    isolation: ServiceIsolation
+
+    def __init__(self, ctx: Context, previous: Security | None = None) -> None:
+        """With `previous` (same inputs, workspaces and settings), what depends only on
+        those is reused: identities, isolating workspaces, unchanged AccessPolicy plans."""
         self.ctx = ctx
-        identities = Identities(ctx)
-        isolating = authz.isolating_workspaces(ctx)
-        self.access = AccessPolicies(ctx, identities, isolating)
-        self.isolation = ServiceIsolation(ctx, identities, self.access, isolating)
+        if previous is not None:
+            self.identities = previous.identities
+            self.isolating = previous.isolating
+        else:
+            self.identities = Identities(ctx)
+            self.isolating = authz.isolating_workspaces(ctx)
+        self.access = AccessPolicies(
+            ctx, self.identities, self.isolating, previous.access if previous else None
+        )
+        self.isolation = ServiceIsolation(
+            ctx,
+            self.identities,
+            self.access,
+            self.isolating,
+            previous.isolation if previous else None,
+        )
 
     @property
     def diagnostics(self) -> list[Diagnostic]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
 
 from gitops.bundle import ConfigObject
 from gitops.diagnostics import Diagnostic
+from gitops.ids import ObjectRef
 from gitops.reasons import Reason
 
 _SA_LABELS = (
@@ -74,6 +76,7 @@ NOT_TRANSLATED: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+@lru_cache(maxsize=512)
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -98,10 +101,22 @@ def _set_values(value: Any, parts: list[str], where: str) -> Iterator[str]:
         yield from _set_values(child, rest, here)
 
 
-def check(objects: Iterator[ConfigObject[Any]]) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
+Found = dict[ObjectRef, tuple[ConfigObject[Any], list[Diagnostic]]]
+
+
+def check(objects: Iterator[ConfigObject[Any]], previous: Found | None = None) -> Found:
+    """Per object, the fields it sets that are not translated. With `previous`, objects that
+    did not change keep their earlier result."""
+    out: Found = {}
     for obj in objects:
-        for path, what in NOT_TRANSLATED.get(obj.kind, ()):
-            for field in _set_values(obj.spec, path.split("."), "spec"):
-                out.append(Diagnostic(Reason.UnsupportedField, what, obj.source, obj.ref, field))
+        known = previous.get(obj.ref) if previous is not None else None
+        if known is not None and known[0] is obj:
+            out[obj.ref] = known
+            continue
+        found = [
+            Diagnostic(Reason.UnsupportedField, what, obj.source, obj.ref, field)
+            for path, what in NOT_TRANSLATED.get(obj.kind, ())
+            for field in _set_values(obj.spec, path.split("."), "spec")
+        ]
+        out[obj.ref] = (obj, found)
     return out

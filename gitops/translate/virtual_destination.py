@@ -32,6 +32,7 @@ from typing import Any
 from gitops import names
 from gitops.bundle import ConfigObject
 from gitops.diagnostics import Diagnostic
+from gitops.ids import ObjectRef
 from gitops.models.networking import VirtualDestinationSpec
 from gitops.reasons import Reason
 from gitops.translate import destination_policies, east_west
@@ -60,12 +61,33 @@ class _Plan:
 
 
 class VirtualDestinations:
-    def __init__(self, ctx: Context, policies: DestinationPolicies) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        policies: DestinationPolicies,
+        previous: VirtualDestinations | None = None,
+    ) -> None:
+        """Plan every VirtualDestination. With `previous` (same inputs, workspaces and
+        settings), the plans of VirtualDestinations that did not change are reused."""
         self.ctx = ctx
         self.policies = policies
         self.diagnostics: list[Diagnostic] = []
-        self.gateways = EastWest(ctx)
-        plans = [p for vd in ctx.of_kind("VirtualDestination") if (p := self._plan(vd))]
+        self.gateways: EastWest = previous.gateways if previous is not None else EastWest(ctx)
+        known = previous.planned if previous is not None else {}
+        #: VD ref -> (its plan, the problems found planning it).
+        self.planned: dict[ObjectRef, tuple[_Plan | None, list[Diagnostic]]] = {}
+        for vd in ctx.of_kind("VirtualDestination"):
+            old = known.get(vd.ref)
+            if old is not None and old[0] is not None and old[0].vd is vd:
+                self.planned[vd.ref] = old
+                continue
+            before = len(self.diagnostics)
+            plan = self._plan(vd)
+            self.planned[vd.ref] = (plan, self.diagnostics[before:])
+            del self.diagnostics[before:]
+        for _, problems in self.planned.values():
+            self.diagnostics.extend(problems)
+        plans = [plan for plan, _ in self.planned.values() if plan is not None]
         self.plans = self._unique_hosts(plans)
 
     def _unique_hosts(self, plans: list[_Plan]) -> list[_Plan]:
