@@ -6,6 +6,7 @@ every translator (output names, spec section 3.2 of gloo-semantics.md).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -45,6 +46,7 @@ def is_dns_label(name: str) -> bool:
     return len(name) <= 63 and _DNS_LABEL.fullmatch(name) is not None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def sanitize(name: str) -> str:
     """Gloo's SanitizeNameV2: a Kubernetes object name from arbitrary parts.
 

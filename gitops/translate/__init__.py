@@ -11,10 +11,13 @@ VirtualDestination, Service needing client DestinationRules, AccessPolicy and Se
 under service isolation (`security`), federated Service, ExternalService and workspace
 trimming proxy config (`reachability`). Each renders a cluster into a `ClusterOutputs`
 under its own key, which is what lets one producer be rendered again alone when its
-inputs change. One output kind per module: `gateway`,
-`virtual_service`, `destination_rule`, `virtual_destination`; shared steps: `context`,
-`routes`, `route_policies`, `destination_policies`, `destinations`, `outputs`. User
-mistakes come back as diagnostics next to whatever could be translated; only bugs raise.
+inputs change (`incremental`). Modules by output: `gateway`, `virtual_service`,
+`destination_rule`, `virtual_destination` (+ `east_west`), `security` (`access_policy`,
+`access_rules`, `authz`, `isolation`), `reachability` (`federation`, `external_service`,
+`sidecar`), `envoy_filter` (`jwt`, `jwt_patches`, `segments`); shared steps: `context`,
+`routes`, `route_policies`, `destination_policies`, `destinations`, `outputs`,
+`unsupported`. User mistakes come back as diagnostics next to whatever could be
+translated; only bugs raise.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class Translation:
     diagnostics: tuple[Diagnostic, ...] = ()
     #: Fields set but not translated, per object (reused by the next incremental translate).
     unsupported_fields: unsupported.Found = field(default_factory=dict)
+    _producers: list[Producer] | None = field(default=None, init=False, repr=False)
 
     @property
     def clusters(self) -> tuple[str, ...]:
@@ -113,7 +117,12 @@ class Translation:
 
     def producers(self) -> list[Producer]:
         """Every producer, in render order: client DestinationRules read what RouteTables
-        recorded, so they come last."""
+        recorded, so they come last. Built once; every cluster renders the same list."""
+        if self._producers is None:
+            self._producers = self._build_producers()
+        return list(self._producers)
+
+    def _build_producers(self) -> list[Producer]:
         # Everything below reads discovered objects of every cluster (services, gateways,
         # service accounts): an input change anywhere renders them again.
         inputs: frozenset[Dep] = frozenset(("input", c) for c in self.ctx.inputs)

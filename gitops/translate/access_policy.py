@@ -98,6 +98,8 @@ class AccessPolicies:
         self.ctx = ctx
         self.identities = identities
         self._by_workspace: dict[str, list[ServiceRef]] = defaultdict(list)
+        self._ports: set[tuple[str, str, str, int]]
+        self._groups: dict[tuple[str, str], list[Labels]]
         known: dict[ObjectRef, _Plan] = {}
         if previous is not None:
             self._by_workspace = previous._by_workspace
@@ -115,9 +117,13 @@ class AccessPolicies:
         #: Policy ref -> destination ports (or workloads) it applies to.
         self.counts: dict[ObjectRef, int] = {p.policy.ref: p.count for p in self.plans}
         #: What enforced AuthorizationPolicies cover: (cluster, ns, svc, port) and, per
-        #: (cluster, namespace), the label groups of workload policies.
-        self._ports: set[tuple[str, str, str, int]] = set()
-        self._groups: dict[tuple[str, str], list[Labels]] = defaultdict(list)
+        #: (cluster, namespace), the label groups of workload policies. Unchanged plans
+        #: give unchanged coverage, so an edit elsewhere reuses it as it is.
+        if previous is not None and _same(previous.plans, self.plans):
+            self._ports, self._groups = previous._ports, previous._groups
+            return
+        self._ports = set()
+        self._groups = defaultdict(list)
         for plan in self.plans:
             if not plan.enforced.emits or plan.enforced.problem is not None:
                 continue
@@ -363,3 +369,8 @@ def _unresolved(policy: AccessPolicy, ref: ServiceRef, port: ServicePort) -> Dia
         policy.ref,
         cluster=ref.cluster,
     )
+
+
+def _same(before: list[_Plan], after: list[_Plan]) -> bool:
+    """The same plans (the very objects), in the same order."""
+    return len(before) == len(after) and all(a is b for a, b in zip(before, after, strict=True))

@@ -61,6 +61,8 @@ class Context:
     #: Objects that could not be placed in a workspace, and why.
     placement_problems: Mapping[ObjectRef, Diagnostic] = field(default_factory=dict)
     services_by_key: Mapping[tuple[str, str], tuple[ServiceRef, ...]] = field(default_factory=dict)
+    #: (cluster, namespace, name) -> the Service there.
+    services_at: Mapping[tuple[str, str, str], ServiceRef] = field(default_factory=dict)
     services_by_label: Mapping[tuple[str, str], tuple[ServiceRef, ...]] = field(
         default_factory=dict
     )
@@ -93,6 +95,10 @@ class Context:
         return Target(
             obj.name, obj.namespace, obj.cluster, self.workspace_of.get(obj.ref), obj.labels
         )
+
+    def service_in(self, cluster: str, key: tuple[str, str]) -> ServiceRef | None:
+        """The Service `key` (namespace, name) in one cluster, if it exists there."""
+        return self.services_at.get((cluster, *key))
 
     def find_services(self, selector: ObjectSelector) -> Iterable[ServiceRef]:
         """Services matching an ObjectSelector (visibility is the caller's business)."""
@@ -232,6 +238,7 @@ def build(bundle: Bundle, inputs: Mapping[str, ClusterInputs]) -> Context:
         diagnostics=diagnostics,
         placement_problems=placement_problems,
         services_by_key={k: tuple(v) for k, v in by_key.items()},
+        services_at=_services_at(every),
         services_by_label={k: tuple(v) for k, v in by_label.items()},
         all_services=tuple(every),
         services_in={name: tuple(refs) for name, refs in per_cluster.items()},
@@ -298,9 +305,17 @@ def refresh(previous: Context, bundle: Bundle, changed: Iterable[ObjectRef]) -> 
         diagnostics=previous.diagnostics,
         placement_problems=problems,
         services_by_key=previous.services_by_key,
+        services_at=previous.services_at,
         services_by_label=previous.services_by_label,
         all_services=previous.all_services,
         services_in=previous.services_in,
         services_of_workspace=previous.services_of_workspace,
         vds_by_key=vds,
     )
+
+
+def _services_at(refs: Iterable[ServiceRef]) -> dict[tuple[str, str, str], ServiceRef]:
+    found: dict[tuple[str, str, str], ServiceRef] = {}
+    for ref in refs:  # the first one wins, as a scan of `services_by_key` would find it
+        found.setdefault((ref.cluster, ref.service.namespace, ref.service.name), ref)
+    return found

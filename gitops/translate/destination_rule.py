@@ -54,9 +54,7 @@ def render_service(
     policies: DestinationPolicies,
 ) -> None:
     """A Service's client DestinationRules in one cluster."""
-    local = next(
-        (r for r in ctx.services_by_key.get(service_key, ()) if r.cluster == cluster), None
-    )
+    local = ctx.service_in(cluster, service_key)
     # (namespace, host) -> per-port chosen policies, and subsets wanted there.
     ports_by_key: dict[tuple[str, str], Mapping[int, Any]] = {}
     dest_key = ("SERVICE", *service_key)

@@ -198,10 +198,12 @@ class Session:
             order = [k for k in producers if k in affected] + sorted(
                 self.producers.keys() - producers.keys()
             )
+            client_dr = {(k[1], k[2]): k for k in producers if k[0] == _CLIENT_DR}
             changes: dict[str, Mapping[OutKey, dict[str, Any] | None]] = {}
             renders = recomputed = 0
             for cluster in translation.clusters:
-                found, done, objects = self._rerender(self.stores[cluster], order, producers)
+                store = self.stores[cluster]
+                found, done, objects = self._rerender(store, order, producers, client_dr)
                 renders += done
                 recomputed += objects
                 if found:
@@ -217,6 +219,7 @@ class Session:
         store: ClusterOutputs,
         order: list[ProducerKey],
         producers: Mapping[ProducerKey, Producer],
+        client_dr: Mapping[tuple[str, str], ProducerKey],
     ) -> tuple[dict[OutKey, dict[str, Any] | None], int, int]:
         """Render `order` again in one cluster (client DestinationRules follow the needs of
         what was rendered); returns the changed objects, the number of renders and the
@@ -236,7 +239,7 @@ class Session:
                 needs_changed.update(n.service for n in store.needs.get(key, ()))
                 done.add(key)
         client_drs = [k for k in order if k[0] == _CLIENT_DR]
-        client_drs += [k for k in producers if k[0] == _CLIENT_DR and (k[1], k[2]) in needs_changed]
+        client_drs += [k for s in sorted(needs_changed) if (k := client_dr.get(s)) is not None]
         for key in dict.fromkeys(client_drs):
             touched |= store.begin(key)
             producer = producers.get(key)

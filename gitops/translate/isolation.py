@@ -91,7 +91,7 @@ class ServiceIsolation:
         return found
 
     def render_service(self, key: ServiceKey, cluster: str, out: ClusterOutputs) -> None:
-        ref = next((r for r in self.ctx.services_by_key.get(key, ()) if r.cluster == cluster), None)
+        ref = self.ctx.service_in(cluster, key)
         if ref is None or ref.workspace not in self.isolating:
             return
         ws = ref.workspace

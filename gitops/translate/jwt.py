@@ -274,9 +274,7 @@ def _jwks_cluster(
         return fallback
 
     if dest.kind == "SERVICE":
-        found = [
-            s for s in ctx.services_by_key.get((ns, dest.ref.name), ()) if s.cluster == cluster
-        ]
+        found = ctx.service_in(cluster, (ns, dest.ref.name))
         host = f"{dest.ref.name}.{ns}.svc.{ctx.cluster_domain(cluster)}"
         if not found or dest.ref.cluster not in (None, cluster):
             problems.append(
@@ -292,7 +290,7 @@ def _jwks_cluster(
             )
         number: int | None = url_port
         if wanted is not None:
-            port = found[0].service.port(wanted.number, wanted.name) if found else None
+            port = found.service.port(wanted.number, wanted.name) if found else None
             number = wanted.number or (port.port if port else None)
         if number is None:
             return problem(

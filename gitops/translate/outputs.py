@@ -271,6 +271,8 @@ class ClusterOutputs:
         Losing status spreads: a producer that newly loses (or stops losing) somewhere has
         all its keys decided again.
         """
+        if keys is None and not self.final and not self.lost_at:
+            return self._resolve_fresh()
         todo = set(self.claims) | set(self.final) if keys is None else set(keys)
         withdrawn_before = set(self.lost_at)
         for key in todo:
@@ -286,8 +288,28 @@ class ClusterOutputs:
                 changed[key] = found
         return changed
 
+    def _resolve_fresh(self) -> dict[OutKey, dict[str, Any] | None]:
+        """`resolve()` of a store nothing was decided in yet (a full render): the same
+        decisions, with the undo bookkeeping skipped for the uncontested objects that
+        make up nearly all of a cluster."""
+        claims = self.claims
+        for key, contenders in claims.items():
+            if len(contenders) > 1:
+                self._contest(key)
+        final, lost_at = self.final, self.lost_at
+        for key, contenders in claims.items():
+            if len(contenders) == 1 and key[0] not in _GROWING:
+                for entry in contenders.values():
+                    if entry.producer not in lost_at:
+                        final[key] = entry.obj
+                continue
+            self._decide(key)
+        return dict(final)
+
     def _contest(self, key: OutKey) -> None:
         contenders = self.claims.get(key, {})
+        if len(contenders) < 2 and not self.lost_at and not self.resolution_notes:
+            return  # the common case of a first render: nobody to beat, nothing to undo
         for entry in contenders.values():
             lost = self.lost_at.get(entry.producer)
             if lost is not None:
@@ -319,7 +341,10 @@ class ClusterOutputs:
         obj: dict[str, Any] | None = None
         size_note: Diagnostic | None = None
         if contenders:
-            winner = min(contenders.values(), key=lambda e: (e.age, e.producer))
+            if len(contenders) == 1:
+                winner = next(iter(contenders.values()))
+            else:
+                winner = min(contenders.values(), key=lambda e: (e.age, e.producer))
             if not self.lost_at.get(winner.producer):
                 obj = winner.obj
                 if key[0] in _GROWING and _items(obj) >= _MEASURE_ITEMS:
