@@ -1,6 +1,7 @@
 """Benchmark: re-translating a one-policy edit in a long-running process.
 
-What the server does on a push that edits one RetryTimeoutPolicy: it keeps the loaded
+What the server does on a push that edits one policy (a RetryTimeoutPolicy, and on the
+`-sec` fleets every other edit an AccessPolicy): it keeps the loaded
 bundle and a `gitops.translate.incremental.Session` (every cluster's translated output)
 in memory, reloads only the changed file (`loading.load(tree, previous=bundle)`), and
 re-renders only the producers the edit touches (`Session.update`).
@@ -26,6 +27,7 @@ import resource
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import fleet as fleets
 
@@ -47,14 +49,40 @@ def _policy_files(tree_entries: dict[str, object]) -> list[str]:
     return sorted(p for p, e in tree_entries.items() if isinstance(e, bytes) and b"-retry\n" in e)
 
 
-def _edit(data: bytes, service_index: int, attempts: int) -> bytes:
-    """Set `attempts` of the RetryTimeoutPolicy of one service in a file holding it."""
+_METHOD = ("POST", "PUT", "DELETE")
+#: The edits: policy name suffix, the field's pattern and its new text (n: the edit number).
+EDITS = {
+    "retry": (r"attempts: \d+", lambda n: f"attempts: {4 + n}"),
+    "access": (
+        r"allowedMethods: \[[A-Z, ]+\]",
+        lambda n: f"allowedMethods: [GET, {_METHOD[n % 3]}]",
+    ),
+}
+
+
+def _edit(data: bytes, policy: str, kind: str, n: int) -> bytes:
+    """Change one field of the policy `policy` (a RetryTimeoutPolicy's `attempts`, an
+    AccessPolicy's `allowedMethods`) in a file holding it."""
+    pattern, value = EDITS[kind]
     text = data.decode()
-    name = f"name: svc-{service_index:04d}-retry\n"
-    start = text.index(name)
-    match = re.compile(r"attempts: \d+").search(text, start)
+    start = text.index(f"name: {policy}\n")
+    match = re.compile(pattern).search(text, start)
     assert match is not None
-    return (text[: match.start()] + f"attempts: {attempts}" + text[match.end() :]).encode()
+    return (text[: match.start()] + value(n) + text[match.end() :]).encode()
+
+
+def _edit_plan(size: Any, edits: int) -> list[tuple[str, str]]:
+    """(policy name, kind) per edit: RetryTimeoutPolicies, and on `-sec` fleets every other
+    edit an AccessPolicy (they exist on even-numbered services)."""
+    plan = []
+    for n in range(edits):
+        service = (n * 97 + 5) % size.services
+        if size.security and n % 2 == 1:
+            service -= service % 2
+            plan.append((f"svc-{service:04d}-access", "access"))
+        else:
+            plan.append((f"svc-{service:04d}-retry", "retry"))
+    return plan
 
 
 def run(size_text: str, edits: int, verify: bool) -> bool:
@@ -89,12 +117,11 @@ def run(size_text: str, edits: int, verify: bool) -> bool:
         entries = dict(tree.entries)
         paths = _policy_files(entries)
         rows = []
-        for n in range(edits):
-            service = (n * 97 + 5) % size.services
-            path = next(p for p in paths if f"svc-{service:04d}-retry\n".encode() in entries[p])  # type: ignore[operator]
+        for n, (policy, kind) in enumerate(_edit_plan(size, edits)):
+            path = next(p for p in paths if f"name: {policy}\n".encode() in entries[p])  # type: ignore[operator]
             data = entries[path]
             assert isinstance(data, bytes)
-            entries[path] = _edit(data, service, 4 + n)
+            entries[path] = _edit(data, policy, kind, n)
             edited = Tree(dict(entries), tree.revision, tree.origin)
             t0 = time.perf_counter()
             new_bundle = loading.load(edited, previous=session.bundle)
@@ -103,7 +130,7 @@ def run(size_text: str, edits: int, verify: bool) -> bool:
             t2 = time.perf_counter()
             rows.append((t1 - t0, t2 - t1, delta))
             print(
-                f"edit {n + 1:>2}  svc-{service:04d}-retry: reload {1000 * (t1 - t0):6.1f} ms, "
+                f"edit {n + 1:>2}  {policy:<16}: reload {1000 * (t1 - t0):6.1f} ms, "
                 f"update {1000 * (t2 - t1):6.1f} ms; renders {delta.renders:,}/"
                 f"{delta.full_renders:,}; objects recomputed {delta.recomputed:,}/"
                 f"{delta.total:,} ({100 * delta.recomputed / max(delta.total, 1):.3f}%), "

@@ -81,6 +81,10 @@ class _Plan:
     #: Fleet-wide problems of this policy, and how many ports or workloads it selects.
     problems: list[Diagnostic] = field(default_factory=list)
     count: int = 0
+    #: What it can take over from isolation: Services (namespace, name) it selects ports
+    #: of, in any cluster (destination form); namespaces it selects workloads in.
+    services: frozenset[tuple[str, str]] = frozenset()
+    namespaces: frozenset[str] = frozenset()
 
 
 class AccessPolicies:
@@ -100,6 +104,7 @@ class AccessPolicies:
         self._by_workspace: dict[str, list[ServiceRef]] = defaultdict(list)
         self._ports: set[tuple[str, str, str, int]]
         self._groups: dict[tuple[str, str], list[Labels]]
+        self._reaching: dict[tuple[str, ...], list[ObjectRef]]
         known: dict[ObjectRef, _Plan] = {}
         if previous is not None:
             self._by_workspace = previous._by_workspace
@@ -121,7 +126,15 @@ class AccessPolicies:
         #: give unchanged coverage, so an edit elsewhere reuses it as it is.
         if previous is not None and _same(previous.plans, self.plans):
             self._ports, self._groups = previous._ports, previous._groups
+            self._reaching = previous._reaching
             return
+        #: Service (namespace, name) or namespace -> the policies that may cover it.
+        self._reaching = defaultdict(list)
+        for plan in self.plans:
+            for service in plan.services:
+                self._reaching[service].append(plan.policy.ref)
+            for ns in plan.namespaces:
+                self._reaching[(ns,)].append(plan.policy.ref)
         self._ports = set()
         self._groups = defaultdict(list)
         for plan in self.plans:
@@ -138,6 +151,11 @@ class AccessPolicies:
 
     def producers(self) -> list[tuple[ProducerKey, _Plan]]:
         return [(("AccessPolicy", p.policy.namespace, p.policy.name), p) for p in self.plans]
+
+    def reaching(self, service: tuple[str, str]) -> list[ObjectRef]:
+        """The policies whose selection includes the Service (its ports, or workloads in its
+        namespace) somewhere: the only ones `covers` can answer yes for."""
+        return self._reaching.get(service, []) + self._reaching.get((service[0],), [])
 
     def covers(self, cluster: str, ref: ServiceRef, port: int) -> bool:
         """Does an enforced AccessPolicy allow-list this Service port in this cluster? For
@@ -204,6 +222,7 @@ class AccessPolicies:
                 plan.ports.setdefault(ref.cluster, []).append(_Port(ref, port, target))
                 selected.add((s.namespace, s.name, port.port))
         plan.count = len(selected)
+        plan.services = frozenset((ns, name) for ns, name, _ in selected)
         if not selected:
             self._diag(
                 plan,
@@ -250,6 +269,7 @@ class AccessPolicies:
                         selected.update((cluster, ns, w.kind, w.name) for w in matched)
         plan.groups = {c: sorted(found) for c, found in sorted(groups.items())}
         plan.count = len(selected)
+        plan.namespaces = frozenset(ns for found in groups.values() for ns, _ in found)
         if not selected:
             self._diag(
                 plan,

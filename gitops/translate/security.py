@@ -90,8 +90,11 @@ class Security:
             found.append((key, _bind(access.render_plan, plan), deps))
         isolation = self.isolation
         for key, service in isolation.producers():
-            kinds = {("kind", "AccessPolicy", ws) for ws in isolation.services[service]}
-            found.append((key, _bind(isolation.render_service, service), inputs | kinds))
+            # Isolation steps aside where an AccessPolicy covers a port: it reads the
+            # policies that select this Service. A policy that starts or stops selecting
+            # it is in the deps of the new or the old translation, which both count.
+            policies = {("ref", r.kind, r.namespace, r.name) for r in access.reaching(service)}
+            found.append((key, _bind(isolation.render_service, service), inputs | policies))
         return found
 
 

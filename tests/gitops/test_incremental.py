@@ -230,3 +230,31 @@ def test_a_global_change_renders_everything(tmp_path: Path) -> None:
     workspace["metadata"].setdefault("labels", {})["edited"] = "true"
     delta = session.update(loading.load(as_tree(base, docs)))
     assert delta.full and delta.renders == delta.full_renders
+
+
+def test_an_access_policy_edit_renders_only_the_services_it_selects_before_or_after() -> None:
+    # Under isolation, an AccessPolicy takes over the allow-list of the ports it selects.
+    # Moving it from reviews to ratings must bring back reviews' isolation policy and drop
+    # ratings', while productpage's isolation is not rendered again.
+    repo, snapshot = case_paths("isolation-with-access-policy")
+    base = read_directory(repo)
+    inputs = pipeline.load_inputs(read_snapshot_dir(snapshot))
+    session = Session(loading.load(base), inputs)
+    entry = base.entries["access-policy.yaml"]
+    assert isinstance(entry, bytes) and entry.count(b"name: reviews\n") == 1
+    moved = entry.replace(b"name: reviews\n", b"name: ratings\n")
+    edited = loading.load(Tree({**base.entries, "access-policy.yaml": moved}))
+    delta = session.update(edited)
+    assert not delta.full
+    # The policy, reviews' and ratings' isolation, in each cluster: 3 producers at most.
+    assert delta.renders <= 3 * len(session.clusters)
+    expected, _ = full(edited, inputs)
+    for cluster in session.clusters:
+        assert rendering.dump_all(session.objects(cluster)) == expected[cluster]
+        allow_lists = {
+            o["metadata"]["name"]
+            for o in session.objects(cluster)
+            if o["kind"] == "AuthorizationPolicy"
+        }
+        assert "settings-ratings-9080-bookinfo" not in allow_lists
+        assert "settings-reviews-9080-bookinfo" in allow_lists
