@@ -85,6 +85,8 @@ class _Plan:
     #: of, in any cluster (destination form); namespaces it selects workloads in.
     services: frozenset[tuple[str, str]] = frozenset()
     namespaces: frozenset[str] = frozenset()
+    #: The (cluster, namespace, service, port)s it selects (destination form).
+    covered: frozenset[tuple[str, str, str, int]] = frozenset()
 
 
 class AccessPolicies:
@@ -116,7 +118,7 @@ class AccessPolicies:
         self.plans: list[_Plan] = []
         for policy in ctx.of_kind("AccessPolicy"):
             old = known.get(policy.ref)
-            reuse = old is not None and old.policy is policy
+            reuse = old is not None and (old.policy is policy or old.policy == policy)
             self.plans.append(old if reuse and old is not None else self._plan(policy, isolating))
         self.diagnostics: list[Diagnostic] = [d for p in self.plans for d in p.problems]
         #: Policy ref -> destination ports (or workloads) it applies to.
@@ -140,11 +142,7 @@ class AccessPolicies:
         for plan in self.plans:
             if not plan.enforced.emits or plan.enforced.problem is not None:
                 continue
-            for cluster, ports in plan.ports.items():
-                self._ports.update(
-                    (cluster, p.ref.service.namespace, p.ref.service.name, p.port.port)
-                    for p in ports
-                )
+            self._ports.update(plan.covered)
             for cluster, groups in plan.groups.items():
                 for ns, labels in groups:
                     self._groups[(cluster, ns)].append(labels)
@@ -223,6 +221,11 @@ class AccessPolicies:
                 selected.add((s.namespace, s.name, port.port))
         plan.count = len(selected)
         plan.services = frozenset((ns, name) for ns, name, _ in selected)
+        plan.covered = frozenset(
+            (cluster, p.ref.service.namespace, p.ref.service.name, p.port.port)
+            for cluster, ports in plan.ports.items()
+            for p in ports
+        )
         if not selected:
             self._diag(
                 plan,

@@ -110,7 +110,7 @@ def check(objects: Iterator[ConfigObject[Any]], previous: Found | None = None) -
     out: Found = {}
     for obj in objects:
         known = previous.get(obj.ref) if previous is not None else None
-        if known is not None and known[0] is obj:
+        if known is not None and (known[0] is obj or known[0] == obj):
             out[obj.ref] = known
             continue
         found = [

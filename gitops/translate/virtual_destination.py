@@ -78,7 +78,7 @@ class VirtualDestinations:
         self.planned: dict[ObjectRef, tuple[_Plan | None, list[Diagnostic]]] = {}
         for vd in ctx.of_kind("VirtualDestination"):
             old = known.get(vd.ref)
-            if old is not None and old[0] is not None and old[0].vd is vd:
+            if old is not None and old[0] is not None and (old[0].vd is vd or old[0].vd == vd):
                 self.planned[vd.ref] = old
                 continue
             before = len(self.diagnostics)
