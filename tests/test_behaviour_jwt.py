@@ -434,8 +434,7 @@ def test_proxy_producers_depend_on_policies_tables_gateways_and_inputs() -> None
         ("kind", "RouteTable", "bookinfo"),
         ("ref", "VirtualGateway", "istio-gateways", "north-south-gw"),
         ("kind", "VirtualGateway", "gateways"),
-        ("input", "cluster1"),
-        ("input", "cluster2"),
+        ("inputs",),
     } <= producer.deps
 
 

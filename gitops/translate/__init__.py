@@ -33,7 +33,7 @@ from gitops.ids import ObjectRef
 from gitops.translate import context, destination_policies, destination_rule, unsupported
 from gitops.translate.envoy_filter import EnvoyFilters
 from gitops.translate.gateway import Gateways
-from gitops.translate.outputs import ClusterOutputs, ProducerKey
+from gitops.translate.outputs import INPUTS, ClusterOutputs, ProducerKey
 from gitops.translate.reachability import Reachability
 from gitops.translate.security import Security
 from gitops.translate.virtual_destination import VirtualDestinations
@@ -54,7 +54,8 @@ class ClusterOutput:
 #: What a producer's output depends on, for incremental translation:
 #:   ("ref", kind, namespace, name)  - one config object (added, changed or removed);
 #:   ("kind", kind, workspace)       - any config object of a kind placed in a workspace;
-#:   ("input", cluster)              - anything discovered in a cluster.
+#:   ("inputs",)                     - anything discovered in any cluster (`INPUTS`;
+#:                                     every producer reads several clusters' objects).
 #: A producer is rendered again when one of its deps changes. Deps may be generous (a
 #: wider dep only costs time); a missing dep is a bug (tests/gitops/test_incremental.py
 #: compares incremental results with full renders).
@@ -125,7 +126,7 @@ class Translation:
     def _build_producers(self) -> list[Producer]:
         # Everything below reads discovered objects of every cluster (services, gateways,
         # service accounts): an input change anywhere renders them again.
-        inputs: frozenset[Dep] = frozenset(("input", c) for c in self.ctx.inputs)
+        inputs: frozenset[Dep] = frozenset({INPUTS})
         found: list[Producer] = []
         for key, vg in self.gateways.producers():
             deps = inputs | {("ref", "VirtualGateway", vg.namespace, vg.name)}

@@ -43,7 +43,7 @@ from gitops.reasons import Reason
 from gitops.translate import jwt, jwt_patches, segments
 from gitops.translate.context import Context
 from gitops.translate.gateway import Gateways, VirtualGateway
-from gitops.translate.outputs import MAX_OBJECT_BYTES, ClusterOutputs, Parent, ProducerKey
+from gitops.translate.outputs import INPUTS, MAX_OBJECT_BYTES, ClusterOutputs, Parent, ProducerKey
 from gitops.translate.routes import FlatRoute
 from gitops.translate.segments import Patch
 from gitops.translate.virtual_service import VirtualServices
@@ -119,7 +119,7 @@ class EnvoyFilters:
     ) -> None:
         ctx = self.ctx
         spec = table.spec
-        deps: set[Dep] = {("input", c) for c in ctx.inputs}
+        deps: set[Dep] = {INPUTS}
         for fr in flat:
             deps.add(("ref", "RouteTable", fr.table.namespace, fr.table.name))
             if (ws := ctx.workspace_of.get(fr.table.ref)) is not None:

@@ -11,7 +11,7 @@ What is rendered again after a change:
 
 - producers whose `deps` name a changed object (`("ref", kind, ns, name)`), a kind in
   a workspace where an object of that kind changed (`("kind", kind, ws)`), or a cluster
-  whose discovered objects changed (`("input", cluster)`) — in the old translation or
+  whose discovered objects changed (`("inputs",)`) — in the old translation or
   the new one, so a policy that stops (or starts) applying to a route counts;
 - producers that appear or disappear;
 - client DestinationRules whose Service is needed differently by the RouteTables that
@@ -32,7 +32,7 @@ from gitops.diagnostics import Diagnostic
 from gitops.discovery import ClusterInputs
 from gitops.ids import ObjectRef
 from gitops.translate import Dep, Producer, Translation, translate
-from gitops.translate.outputs import ClusterOutputs, OutKey, ProducerKey
+from gitops.translate.outputs import INPUTS, ClusterOutputs, OutKey, ProducerKey
 
 #: Kinds that decide placement and visibility for everything: a change re-renders all.
 GLOBAL_KINDS = frozenset({"KubernetesCluster", "Workspace", "WorkspaceSettings"})
@@ -102,7 +102,7 @@ def changed_deps(
 ) -> set[Dep]:
     """The deps a change touches: each changed object, its kind in its workspace (before and
     after), and the clusters whose discovered objects changed."""
-    deps: set[Dep] = {("input", c) for c in clusters}
+    deps: set[Dep] = {INPUTS} if clusters else set()
     for ref, (before, after) in refs.items():
         deps.add(("ref", ref.kind, ref.namespace, ref.name))
         for obj, placed in ((before, old.workspace_of), (after, new.workspace_of)):

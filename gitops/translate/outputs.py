@@ -80,6 +80,10 @@ class Parent:
 
 OutKey = tuple[str, str, str]  # kind, namespace, name
 ProducerKey = tuple[str, ...]
+#: The incremental-translation dep on discovered objects (`gitops.translate.Dep`): every
+#: producer reads Services, gateways or accounts of other clusters too, so one dep stands
+#: for "anything discovered in any cluster".
+INPUTS: tuple[str, ...] = ("inputs",)
 
 
 @dataclass(slots=True)

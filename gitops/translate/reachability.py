@@ -25,7 +25,7 @@ from gitops.diagnostics import Diagnostic
 from gitops.translate.context import Context
 from gitops.translate.external_service import ExternalServices
 from gitops.translate.federation import Federations
-from gitops.translate.outputs import ClusterOutputs, ProducerKey
+from gitops.translate.outputs import INPUTS, ClusterOutputs, ProducerKey
 from gitops.translate.sidecar import HOST_KINDS, Sidecars
 from gitops.translate.virtual_destination import VirtualDestinations
 
@@ -49,7 +49,7 @@ class Reachability:
         return list(self.federations.diagnostics)
 
     def producers(self) -> list[tuple[ProducerKey, Render, frozenset[Dep]]]:
-        inputs: frozenset[Dep] = frozenset(("input", c) for c in self.ctx.inputs)
+        inputs: frozenset[Dep] = frozenset({INPUTS})
         found: list[tuple[ProducerKey, Render, frozenset[Dep]]] = []
         federations = self.federations
         for key, service in federations.producers():

@@ -34,7 +34,7 @@ from gitops.translate.access_policy import AccessPolicies
 from gitops.translate.authz import Identities
 from gitops.translate.context import Context
 from gitops.translate.isolation import ServiceIsolation
-from gitops.translate.outputs import ClusterOutputs, ProducerKey
+from gitops.translate.outputs import INPUTS, ClusterOutputs, ProducerKey
 
 Render = Callable[[str, ClusterOutputs], None]
 #: Same shape as `gitops.translate.Dep` (not imported: that package imports this module).
@@ -81,7 +81,7 @@ class Security:
         return dict(self.access.counts)
 
     def producers(self) -> list[tuple[ProducerKey, Render, frozenset[Dep]]]:
-        inputs: frozenset[Dep] = frozenset(("input", c) for c in self.ctx.inputs)
+        inputs: frozenset[Dep] = frozenset({INPUTS})
         found: list[tuple[ProducerKey, Render, frozenset[Dep]]] = []
         access = self.access
         for key, plan in access.producers():
