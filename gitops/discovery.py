@@ -14,7 +14,7 @@ skipped. A malformed object is an `InvalidInputObject` diagnostic, never a crash
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -352,4 +352,33 @@ def load_cluster(cluster: str, tree: Tree) -> ClusterInputs:
                 continue
             collector.add(doc.data, Source(shown, doc.line))
     collector.diagnostics[:0] = diagnostics
+    return collector.finish()
+
+
+#: Kinds an agent discovers and pushes (core group empty), as (group, version, kind): what
+#: `from_objects` reads. The relay asks agents for exactly these.
+DISCOVERED_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("", "v1", "Namespace"),
+    ("", "v1", "Node"),
+    ("", "v1", "Service"),
+    ("", "v1", "ServiceAccount"),
+    ("apps", "v1", "DaemonSet"),
+    ("apps", "v1", "Deployment"),
+    ("apps", "v1", "StatefulSet"),
+)
+
+
+def from_objects(cluster: str, objects: Iterable[Mapping[str, Any]]) -> ClusterInputs:
+    """Build a cluster's inputs from discovered objects (live: what its agent pushed).
+
+    Problems are diagnostics located at `<cluster>/<Kind>/<namespace>/<name>`, since live
+    objects have no file.
+    """
+    collector = _Collector(cluster)
+    for obj in objects:
+        meta = obj.get("metadata")
+        name = meta.get("name", "?") if isinstance(meta, Mapping) else "?"
+        namespace = meta.get("namespace", "") if isinstance(meta, Mapping) else ""
+        where = "/".join(str(p) for p in (obj.get("kind", "?"), namespace, name) if p)
+        collector.add(dict(obj), Source(f"{cluster}/{where}"))
     return collector.finish()

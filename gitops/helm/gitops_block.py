@@ -111,8 +111,59 @@ class Mesh(ValuesModel):
     trust_domain: Annotated[str, AfterValidator(_trust_domain)] | None = None
 
 
+def _listen(address: str) -> str:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{address!r} is not a host:port address (port 0 picks a free one)")
+    return address
+
+
+#: `host:port` to listen on; port 0 picks a free port (the chosen one is logged and
+#: written to `<dataDir>/ports.json`).
+ListenAddress = Annotated[str, AfterValidator(_listen)]
+
+
+class Listen(ValuesModel):
+    """`gitops.listen`: where the management server listens (DESIGN.md section 11)."""
+
+    #: The relay (gRPC, mutual TLS): Push, Pull, Renew.
+    relay: ListenAddress = "0.0.0.0:9900"
+    #: Agent registration (gRPC, server-only TLS): Register with the bootstrap token.
+    registration: ListenAddress = "0.0.0.0:9901"
+    #: `/healthz`, `/readyz`.
+    health: ListenAddress = "0.0.0.0:8090"
+    #: `/metrics` (Prometheus).
+    metrics: ListenAddress = "0.0.0.0:9091"
+    #: JSON API (`/api/clusters`), later webhooks and reports.
+    api: ListenAddress = "0.0.0.0:8080"
+
+
+def _ratio(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError("must be between 0 and 1 (exclusive)")
+    return value
+
+
+class Relay(ValuesModel):
+    """`gitops.relay`: certificates and registration (both sides of the relay)."""
+
+    #: Lifetime of the client certificates the server issues. Default one year.
+    cert_lifetime: Annotated[Duration, AfterValidator(_interval)] = 365 * 24 * 3600 * _S
+    #: Agents renew when this fraction of the lifetime is left (with jitter). Default 0.1.
+    renew_grace_ratio: Annotated[float, AfterValidator(_ratio)] = 0.1
+    #: Agent side: the server's registration listener. Default: the host of
+    #: `glooAgent.relay.serverAddress`, port 9901.
+    registration_address: str | None = None
+
+
 class Gitops(ValuesModel):
     """`gitops`: mesh-gitops' own settings."""
+
+    #: Where the server and agents keep state (built-in Redis socket, ports.json, the
+    #: agent's inventory). Default: `./.mesh-gitops` (`--data-dir` overrides).
+    data_dir: str | None = None
+    listen: Listen = Listen()
+    relay: Relay = Relay()
 
     repo: Repo = Repo()
     sync: Sync = Sync()
