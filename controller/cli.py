@@ -259,5 +259,21 @@ def _json(outcome: pipeline.Outcome) -> dict[str, Any]:
     }
 
 
+def _register_runtime_commands() -> None:
+    # The long-running commands live in their own modules (they pull in gRPC, Redis and
+    # the cluster clients, which validate/render never need).
+    from controller.cli_runtime import agent, serve
+    from controller.commands.pki import pki_group
+    from controller.commands.snapshot import snapshot_group
+
+    main.add_command(serve)
+    main.add_command(agent)
+    main.add_command(pki_group)
+    main.add_command(snapshot_group)
+
+
+_register_runtime_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

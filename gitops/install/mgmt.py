@@ -12,6 +12,10 @@ through the relay; its leader lock is in Redis. So there is no ClusterRole. What
 is its Secrets: they are mounted as volumes (`<SECRETS_DIR>/<name>/<key>`), and the Role lets
 it read them through the API as well (DESIGN.md section 10), `get`/`list` in its own
 namespace only. Secrets are referenced, never created: `gitops pki init`, or you, create them.
+
+Two gRPC ports: `grpc` (9900, the relay, mutual TLS) and `registration` (9901, server-only
+TLS, where agents without a certificate yet register with the token; docs/relay.md). Both
+are on the one Service, so agents reach them through the same address.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def render(ctx: Context, findings: list[Finding]) -> Iterator[dict[str, Any]]:
         server.service_type,
         [
             pods.port("grpc", pods.RELAY_PORT, "grpc"),
+            pods.port("registration", pods.REGISTRATION_PORT, "grpc"),
             pods.port("healthcheck", pods.HEALTH_PORT),
             pods.port("stats", pods.METRICS_PORT),
             pods.port("http", pods.HTTP_PORT),
@@ -100,6 +105,7 @@ def _deployment(ctx: Context, mounts: list[pods.SecretMount]) -> dict[str, Any]:
         "env": pods.env(server.extra_envs, {"XDG_CACHE_HOME": f"{pods.DATA_DIR}/cache"}),
         "ports": [
             pods.container_port("grpc", pods.RELAY_PORT),
+            pods.container_port("registration", pods.REGISTRATION_PORT),
             pods.container_port("healthcheck", pods.HEALTH_PORT),
             pods.container_port("stats", pods.METRICS_PORT),
             pods.container_port("http", pods.HTTP_PORT),

@@ -31,6 +31,8 @@ DATA_DIR = "/var/lib/mesh-gitops"
 
 #: Ports (DESIGN.md section 11).
 RELAY_PORT = 9900
+#: Agent registration: server-only TLS, Register with the token (docs/relay.md).
+REGISTRATION_PORT = 9901
 HEALTH_PORT = 8090
 METRICS_PORT = 9091
 HTTP_PORT = 8080

@@ -81,6 +81,7 @@ def test_the_server_runs_gitops_serve_with_the_four_ports() -> None:
     assert server["command"] == ["gitops"] and server["args"][0] == "serve"
     assert {p["name"]: p["containerPort"] for p in server["ports"]} == {
         "grpc": 9900,
+        "registration": 9901,
         "healthcheck": 8090,
         "stats": 9091,
         "http": 8080,
@@ -92,6 +93,7 @@ def test_the_server_runs_gitops_serve_with_the_four_ports() -> None:
     assert service["spec"]["type"] == "LoadBalancer"
     assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
         ("grpc", 9900, "grpc"),
+        ("registration", 9901, "registration"),
         ("healthcheck", 8090, "healthcheck"),
         ("stats", 9091, "stats"),
         ("http", 8080, "http"),

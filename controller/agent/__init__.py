@@ -1,0 +1,1 @@
+"""The agent: enrolment, relay streams, applying through a cluster backend (`gitops agent`)."""

@@ -1,0 +1,221 @@
+"""`gitops serve` and `gitops agent`: the long-running commands.
+
+Thin, like the rest of the CLI (`controller/cli.py` registers them): parse options, load
+the Helm values (the same validation as `helm/` files and `install render`: unknown keys
+and wrong types are errors with the key path), build a `Server` or an `Agent`, run until
+SIGINT/SIGTERM (SIGHUP re-reads the config repository), stop cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from controller.agent.runner import Agent, AgentError
+from controller.backends import ClusterBackend
+from controller.secrets import SecretError, SecretsDir
+from controller.server.app import ServeError, Server
+from controller.store import StoreError
+from gitops import names
+from gitops.helm import validation
+from gitops.helm.models import Values
+from gitops.reasons import Severity
+
+_DEFAULT_DATA_DIR = ".mesh-gitops"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def load_values(files: tuple[Path, ...], cluster: str | None = None) -> Values:
+    """Parse, merge and validate values files; warnings to stderr; errors exit 2."""
+    layers = []
+    problems = []
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            _fail(f"{path}: {exc.strerror}")
+        layer, found = validation.parse(str(path), data)
+        problems += found
+        if layer is not None:
+            layers.append(layer)
+    checked = validation.check(layers, cluster) if not problems else None
+    if checked is not None:
+        problems += checked.diagnostics
+    for d in problems:
+        where = f"{d.source.file}:{d.source.line}" if d.source else ""
+        click.echo(f"{where}: {d.severity.value}: {d.reason.name}: {d.message}", err=True)
+    if (
+        checked is None
+        or checked.values is None
+        or any(d.severity is Severity.ERROR for d in problems)
+    ):
+        _fail("the values files are not usable (see above)")
+        raise AssertionError  # unreachable
+    return checked.values
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _data_dir(option: Path | None, values: Values) -> Path:
+    return option or Path(values.gitops.data_dir or _DEFAULT_DATA_DIR)
+
+
+def _wait_for_signal(on_hup: Any = None) -> None:
+    done = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    if on_hup is not None:
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=on_hup).start())
+    done.wait()
+
+
+_values_option = click.option(
+    "--values",
+    "values_files",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Helm values file; repeat to merge several (later files win).",
+)
+_secrets_option = click.option(
+    "--secrets",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Secrets directory (<dir>/<secretName>/<key>).",
+)
+_data_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="State directory (default gitops.dataDir, else ./.mesh-gitops).",
+)
+_log_option = click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+
+
+@click.command()
+@_values_option
+@_secrets_option
+@_data_option
+@_log_option
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the config repository is cloned (default <data dir>/repos).",
+)
+def serve(
+    values_files: tuple[Path, ...],
+    secrets: Path | None,
+    data_dir: Path | None,
+    log_level: str,
+    cache_dir: Path | None,
+) -> None:
+    """Run the management server: relay, snapshot cache, translation, endpoints."""
+    _logging(log_level)
+    values = load_values(values_files)
+    directory = _data_dir(data_dir, values)
+    server = Server(
+        values,
+        SecretsDir(secrets) if secrets else None,
+        directory,
+        cache_dir or directory / "repos",
+    )
+    try:
+        server.start()
+    except (ServeError, StoreError, SecretError) as exc:
+        server.stop()
+        _fail(str(exc))
+    try:
+        _wait_for_signal(server.reload)
+    finally:
+        server.stop()
+
+
+@click.command()
+@_values_option
+@_secrets_option
+@_data_option
+@_log_option
+@click.option("--cluster", required=True, help="This workload cluster's name.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--context", "kube_context", default=None, help="Kubeconfig context.")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A directory-backed cluster (demo and tests) instead of a Kubernetes API.",
+)
+def agent(
+    values_files: tuple[Path, ...],
+    secrets: Path | None,
+    data_dir: Path | None,
+    log_level: str,
+    cluster: str,
+    kubeconfig: Path | None,
+    kube_context: str | None,
+    directory: Path | None,
+) -> None:
+    """Run a workload cluster's agent: discover, push, pull, apply, prune, report drift."""
+    _logging(log_level)
+    if problem := names.cluster_name_problem(cluster):
+        raise click.BadParameter(problem, param_hint="--cluster")
+    if directory is not None and (kubeconfig is not None or kube_context is not None):
+        raise click.UsageError("--directory cannot be combined with --kubeconfig/--context")
+    values = load_values(values_files, cluster)
+    state = _data_dir(data_dir, values)
+    backend = _backend(cluster, directory, kubeconfig, kube_context, state)
+    try:
+        runner = Agent(cluster, values, SecretsDir(secrets or Path(os.devnull)), backend, state)
+        runner.start()
+    except (AgentError, SecretError) as exc:
+        backend.close()
+        _fail(str(exc))
+        return
+    try:
+        _wait_for_signal()
+    finally:
+        runner.stop()
+
+
+def _backend(
+    cluster: str,
+    directory: Path | None,
+    kubeconfig: Path | None,
+    kube_context: str | None,
+    state: Path,
+) -> ClusterBackend:
+    if directory is not None:
+        from controller.backends.directory import DirectoryBackend
+
+        return DirectoryBackend(cluster, directory, state)
+    from controller.backends import kubeconfig as kubeconfigs
+    from controller.backends.kubernetes import KubernetesBackend
+
+    try:
+        client = kubeconfigs.load(kubeconfig, kube_context)
+    except kubeconfigs.KubeconfigError as exc:
+        _fail(str(exc))
+        raise
+    return KubernetesBackend(cluster, client, state)

@@ -1,0 +1,210 @@
+"""`gitops serve`: the management server, composed from its parts.
+
+Called by the CLI (`controller/cli_runtime.py`), tests and `bench/relay.py`. `Server.start`
+connects the snapshot store (an external Redis from `redis.*`, or a private
+`redis-server` on a unix socket in the data dir), refuses a Redis that would evict keys,
+loads the config repository named by `gitops.repo` (again on `reload`, which SIGHUP
+calls; the continuous loop is issue 5's), starts the relay's two gRPC listeners, the HTTP
+listeners (health, metrics, API), writes the chosen ports to `<dataDir>/ports.json`, and
+runs the reconcile worker. `stop` undoes all of it in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from controller.pki import Authority
+from controller.relay import credentials
+from controller.relay.registration import Registrar
+from controller.relay.service import RelayService
+from controller.secrets import SecretsDir
+from controller.server import http, listeners
+from controller.server.fleet import Fleet
+from controller.server.metrics import Metrics
+from controller.server.streams import pull_handler, push_handler
+from controller.server.view import ClusterState, SafeModeState
+from controller.sources import SourceError, open_source
+from controller.store import LocalRedis, Store, connect, retrying_for
+from gitops import loading
+from gitops.bundle import Bundle
+from gitops.helm.models import Values
+
+log = logging.getLogger(__name__)
+
+
+#: gRPC worker threads: two per connected agent (Push, Pull), plus registrations.
+RELAY_WORKERS = 1024
+
+
+class ServeError(Exception):
+    """The server cannot start; the message says what to fix."""
+
+
+@dataclass
+class FleetView:
+    """The HTTP endpoints' view of the fleet (`controller.server.view.ServerView`)."""
+
+    fleet: Fleet
+
+    def redis_ok(self) -> bool:
+        return self.fleet.redis_ok()
+
+    def safe_mode(self) -> SafeModeState:
+        return self.fleet.safe_mode()
+
+    def clusters(self) -> list[ClusterState]:
+        return self.fleet.cluster_states()
+
+    def config_revision(self) -> str | None:
+        return self.fleet.config_revision()
+
+
+class Server:
+    """A running management server (see the module docstring)."""
+
+    def __init__(
+        self, values: Values, secrets: SecretsDir | None, data_dir: Path, cache_dir: Path
+    ) -> None:
+        self.values, self.secrets, self.data_dir, self.cache_dir = (
+            values,
+            secrets,
+            data_dir,
+            cache_dir,
+        )
+        self.insecure = values.common.insecure
+        self.stop_event = threading.Event()
+        self.local_redis: LocalRedis | None = None
+        self.grpc_server: grpc.Server | None = None
+        self.http = listeners.HttpListeners()
+        self.worker: threading.Thread | None = None
+        self.ports: dict[str, int] = {}
+        self.bundle: Bundle | None = None
+
+    # -- start --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        store = self._store()
+        self.metrics = Metrics()
+        mgmt = self.values.gloo_mgmt_server
+        self.fleet = Fleet(
+            store, self.metrics, safe_mode=mgmt.safe_mode, safe_start_window=mgmt.safe_start_window
+        )
+        self.reload()
+        service = RelayService(
+            None if self.insecure else self._registrar(),
+            push_handler(self.fleet),  # type: ignore[arg-type]
+            pull_handler(self.fleet),  # type: ignore[arg-type]
+            insecure=self.insecure,
+        )
+        listen = self.values.gitops.listen
+        if self.insecure:
+            log.warning("relay is INSECURE: plaintext, agents are not authenticated; demos only")
+        creds = None if self.insecure else self._server_credentials()
+        self.grpc_server, relay_port, registration_port = credentials.start_server(
+            service,
+            relay_address=listen.relay,
+            registration_address=listen.registration,
+            credentials=creds,
+            # Each connected agent holds two streams (a worker each) for as long as it is
+            # connected: size the pool for a large fleet, not for request throughput.
+            max_workers=RELAY_WORKERS,
+        )
+        self.ports = {"relay": relay_port, "registration": registration_port}
+        view = FleetView(self.fleet)
+        self.ports["health"] = self.http.start("health", http.health_app(view), listen.health)
+        self.ports["metrics"] = self.http.start(
+            "metrics", http.metrics_app(self.metrics), listen.metrics
+        )
+        self.ports["api"] = self.http.start("api", http.api_app(view), listen.api)
+        listeners.write_ports(self.data_dir, self.ports)
+        log.info("listening: %s", ", ".join(f"{k} {v}" for k, v in sorted(self.ports.items())))
+        self.worker = threading.Thread(
+            target=self.fleet.run, args=(self.stop_event,), name="reconcile", daemon=True
+        )
+        self.worker.start()
+
+    def _store(self) -> Store:
+        redis_values = self.values.redis
+        if redis_values.address is None:
+            self.local_redis = LocalRedis(self.data_dir / "redis")
+            self.local_redis.start()
+            client = connect(redis_values, None, unix_socket=self.local_redis.socket_path)
+        else:
+            client = connect(redis_values, self.secrets)
+        store = Store(client, retrying=retrying_for(redis_values.connection))
+        store.check_eviction_policy()
+        return store
+
+    def _need_secrets(self) -> SecretsDir:
+        if self.secrets is None:
+            raise ServeError("--secrets DIR is required unless common.insecure is true")
+        return self.secrets
+
+    def _registrar(self) -> Registrar:
+        secrets = self._need_secrets()
+        relay = self.values.gloo_mgmt_server.relay
+        signing = relay.signing_tls_secret.name
+        signer = Authority(
+            key_pem=secrets.read(signing, "tls.key"),
+            cert_pem=secrets.read(signing, "tls.crt"),
+            chain_pem=secrets.read(signing, "tls.crt"),
+        )
+        token = secrets.read_text(relay.token_secret.name, relay.token_secret.key)
+        root = secrets.read(signing, "ca.crt")
+        lifetime = timedelta(microseconds=self.values.gitops.relay.cert_lifetime // 1000)
+        return Registrar(
+            token=token,
+            signer=signer,
+            root_pem=root,
+            lifetime=lifetime,
+            known_clusters=self._known_clusters,
+            clock=lambda: datetime.now(UTC),
+        )
+
+    def _server_credentials(self) -> Any:
+        return credentials.server_credentials(
+            self._need_secrets(), self.values.gloo_mgmt_server.relay
+        )
+
+    def _known_clusters(self) -> set[str]:
+        bundle = self.fleet.bundle
+        return {o.name for o in bundle.of_kind("KubernetesCluster")} if bundle else set()
+
+    # -- config -------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Read the config repository again (start and SIGHUP). A failure keeps the last
+        config, so nothing is deleted because the repository could not be read."""
+        repo = self.values.gitops.repo
+        if repo.url is None:
+            raise ServeError("gitops.repo.url is not set: the server has no config repository")
+        try:
+            tree = open_source(repo.url, repo.ref, self.cache_dir)
+        except SourceError as exc:
+            if self.bundle is None:
+                raise ServeError(str(exc)) from None
+            log.error("config repository not read (keeping the last config): %s", exc)
+            return
+        self.bundle = loading.load(tree, previous=self.bundle)
+        log.info("config %s: %d objects", tree.revision or tree.origin, len(self.bundle.objects))
+        self.fleet.set_config(self.bundle)
+
+    # -- stop ---------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=1).wait()
+        self.http.stop()
+        if self.worker is not None:
+            self.worker.join(timeout=10)
+        if self.local_redis is not None:
+            self.local_redis.stop()

@@ -1,0 +1,345 @@
+"""The management server's state: config and inputs in, published outputs out.
+
+`gitops serve` holds one `Fleet`. The relay's Push handler hands it what agents discover
+(`replace_inputs`, `update_inputs`); the config source hands it bundles (`set_config`);
+`reconcile` gates on safe mode (`gitops.safemode`), translates incrementally
+(`gitops.translate.incremental.Session`), keeps the last good outputs of what a commit
+could not state (`gitops.last_good`), and publishes each changed cluster to Redis
+(`controller.store`); Pull handlers wait on `wait_for` and stream what changed
+(`controller/server/streams.py`). It also answers the HTTP endpoints' questions
+(`controller.server.view.ServerView`).
+
+Threads: relay handlers run in gRPC's pool, reconciles in one worker (`run`). One lock
+guards the state; Redis calls that block for long (full snapshot writes) happen outside it.
+
+Versions on the wire are `<generation>:<n>`: after the cache is lost the counter starts
+again, and the generation part makes every agent's old version unknown, so it gets a
+full snapshot instead of a delta computed from the wrong base.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.server.metrics import Metrics
+from controller.server.view import ClusterState, SafeModeState
+from controller.store import CacheLost, Store
+from gitops import discovery, last_good, reports, safemode
+from gitops.bundle import Bundle
+from gitops.discovery import ClusterInputs
+from gitops.objects import ObjectId
+from gitops.translate.incremental import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Cluster:
+    """What the server knows of one workload cluster."""
+
+    name: str
+    inputs: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
+    parsed: ClusterInputs | None = None
+    #: Pushed a complete snapshot in this cache generation.
+    complete: bool = False
+    last_snapshot: float | None = None
+    #: Published outputs: version number and objects by id; the version before, for deltas.
+    version: int = 0
+    outputs: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
+    previous_version: int = 0
+    previous: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
+    published_at: float | None = None
+    applied: str | None = None
+    drift: int = 0
+    push_streams: int = 0
+    pull_streams: int = 0
+
+
+class Fleet:
+    """Server state and the reconcile step (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        *,
+        safe_mode: bool,
+        safe_start_window: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.safe_mode_setting = safe_mode
+        self.window = safe_start_window
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.dirty = threading.Event()
+        self.bundle: Bundle | None = None
+        self.session: Session | None = None
+        self.clusters: dict[str, Cluster] = {}
+        self.gate = safemode.decide((), (), (), None, clock())
+        self.warming: safemode.Warming | None = None
+        self.generation = ""
+        self.redis_up = True
+        self._cancel_push: dict[str, list[Callable[[], None]]] = {}
+        self._start()
+
+    # -- start and cache loss ---------------------------------------------------------------
+
+    def _start(self) -> None:
+        generation, created = self.store.ensure_generation()
+        self.generation = generation
+        if created:
+            self.warming = safemode.Warming(self.clock(), self.safe_mode_setting, self.window)
+            log.info("empty snapshot cache: warming (safe mode %s)", self.safe_mode_setting)
+            return
+        objects, _last_id = self.store.load_inputs()
+        status = self.store.input_status()
+        for name, objs in objects.items():
+            c = self._cluster(name)
+            c.inputs = {ObjectId.of(o): o for o in objs}
+            c.parsed = discovery.from_objects(name, objs)
+            st = status.get(name)
+            c.complete = st is not None and st.generation == generation
+            c.last_snapshot = st.updated if st is not None else None
+        for name in self.store.output_clusters():
+            published = self.store.outputs(name)
+            c = self._cluster(name)
+            c.version = published.version
+            c.outputs = {ObjectId.of(o): o for o in published.objects}
+        log.info("snapshot cache loaded: %d clusters with inputs", len(objects))
+
+    def check_cache(self) -> None:
+        """Notice a lost cache (FLUSHALL, Redis restarted): back to warming, nothing deleted."""
+        try:
+            current = self.store.generation()
+        except Exception as exc:  # Redis down: readiness says so; retry on the next tick
+            if self.redis_up:
+                log.warning("Redis unreachable: %s", exc)
+            self.redis_up = False
+            return
+        self.redis_up = True
+        if current != self.generation:
+            self.cache_lost()
+
+    def cache_lost(self) -> None:
+        with self.lock:
+            generation, _ = self.store.ensure_generation()
+            if generation == self.generation:
+                return
+            log.warning("snapshot cache lost (Redis flushed or restarted): back to safe mode")
+            self.generation = generation
+            self.warming = safemode.Warming(self.clock(), self.safe_mode_setting, self.window)
+            for c in self.clusters.values():
+                c.complete = False
+                # Outputs stay in memory (and applied in clusters); publish again when warm.
+                c.previous, c.previous_version = {}, 0
+                c.version, c.applied = 0, None
+            cancels = [f for fs in self._cancel_push.values() for f in fs]
+            self.dirty.set()
+            self.changed.notify_all()
+        # Agents reconnect and send a full snapshot first.
+        for cancel in cancels:
+            cancel()
+
+    # -- inputs from agents -------------------------------------------------------------------
+
+    def replace_inputs(self, cluster: str, objects: list[dict[str, Any]]) -> None:
+        now = self.clock()
+        self.store.replace_inputs(cluster, objects, now=now)
+        parsed = discovery.from_objects(cluster, objects)
+        with self.lock:
+            c = self._cluster(cluster)
+            c.inputs = {ObjectId.of(o): o for o in objects}
+            c.parsed, c.complete, c.last_snapshot = parsed, True, now
+            self.dirty.set()
+        size = sum(len(repr(o)) for o in objects)
+        self.metrics.snapshot_size(cluster, "inputs", len(objects), size)
+
+    def update_inputs(
+        self, cluster: str, upserts: list[dict[str, Any]], removed: list[ObjectId]
+    ) -> None:
+        with self.lock:
+            if not self._cluster(cluster).complete:
+                raise CacheLost("no complete snapshot from this cluster in this cache: send one")
+        now = self.clock()
+        self.store.update_inputs(cluster, upserts, removed, now=now)
+        with self.lock:
+            c = self._cluster(cluster)
+            for obj in upserts:
+                c.inputs[ObjectId.of(obj)] = obj
+            for oid in removed:
+                c.inputs.pop(oid, None)
+            c.parsed = discovery.from_objects(cluster, c.inputs.values())
+            c.last_snapshot = now
+            self.dirty.set()
+
+    def push_stream(self, cluster: str, cancel: Callable[[], None], connected: bool) -> None:
+        with self.lock:
+            c = self._cluster(cluster)
+            c.push_streams += 1 if connected else -1
+            cancels = self._cancel_push.setdefault(cluster, [])
+            if connected:
+                cancels.append(cancel)
+            elif cancel in cancels:
+                cancels.remove(cancel)
+        self.metrics.agent_connected(cluster, "push", connected)
+
+    # -- config and reconcile ---------------------------------------------------------------
+
+    def set_config(self, bundle: Bundle) -> None:
+        with self.lock:
+            self.bundle = bundle
+            self.dirty.set()
+
+    def reconcile(self) -> None:
+        """Translate and publish, if safe mode allows; a no-op without config."""
+        started = time.monotonic()
+        with self.lock:
+            bundle = self.bundle
+            if bundle is None:
+                return
+            registered = [o.name for o in bundle.of_kind("KubernetesCluster")]
+            skip = [o.name for o in bundle.of_kind("KubernetesCluster") if o.spec.skip_warming]
+            complete = [n for n, c in self.clusters.items() if c.complete]
+            gate = safemode.decide(registered, skip, complete, self.warming, self.clock())
+            self.gate = gate
+            if gate.warmed:
+                self.warming = None
+            self.metrics.safe_mode(gate.active, len(gate.awaited))
+            if not gate.translate:
+                return
+            inputs = {n: c.parsed for n, c in sorted(self.clusters.items()) if c.parsed is not None}
+            if self.session is None:
+                self.session = Session(bundle, inputs)
+            else:
+                self.session.update(bundle, inputs)
+            session = self.session
+            publish: dict[str, list[dict[str, Any]]] = {}
+            for name in sorted(gate.push_to):
+                c = self.clusters[name]
+                desired = session.objects(name) if name in session.clusters else []
+                merged = last_good.merge(list(c.outputs.values()), desired, bundle)
+                if c.version == 0 or {ObjectId.of(o): o for o in merged} != c.outputs:
+                    publish[name] = merged
+        for name, objects in publish.items():
+            version = self.store.publish_outputs(name, objects)
+            with self.lock:
+                c = self.clusters[name]
+                c.previous, c.previous_version = c.outputs, c.version
+                c.outputs = {ObjectId.of(o): o for o in objects}
+                c.version, c.published_at = version, self.clock()
+                self.changed.notify_all()
+            self.metrics.snapshot_size(name, "outputs", len(objects), 0)
+        self._write_reports(bundle, session)
+        self.metrics.translation(time.monotonic() - started, "published")
+        if publish:
+            log.info("published %s", ", ".join(f"{n} v{self.clusters[n].version}" for n in publish))
+
+    def _write_reports(self, bundle: Bundle, session: Session) -> None:
+        t = session.translation
+        built = reports.build(bundle, t.workspace_of, session.diagnostics(), t.selected)
+        self.store.write_reports(
+            {(r.ref.kind, r.ref.namespace, r.ref.name): r.to_json() for r in built}
+        )
+
+    def run(self, stop: threading.Event, tick: float = 0.5) -> None:
+        """The reconcile worker: reconcile whenever something changed; check the cache."""
+        while not stop.is_set():
+            woke = self.dirty.wait(tick)
+            self.check_cache()
+            # A start window ends by the clock alone: look again on every tick meanwhile.
+            if not self.redis_up or not (woke or self.warming is not None):
+                continue
+            self.dirty.clear()
+            try:
+                self.reconcile()
+            except CacheLost:
+                self.cache_lost()
+            except Exception:
+                log.exception("reconcile failed; the last published outputs stay")
+
+    # -- outputs to agents ------------------------------------------------------------------
+
+    def wire_version(self, version: int) -> str:
+        return f"{self.generation}:{version}" if version else ""
+
+    def wait_for(self, cluster: str, known: str, timeout: float) -> Cluster | None:
+        """The cluster's state once its published version differs from `known`."""
+        with self.lock:
+            c = self._cluster(cluster)
+            if self.wire_version(c.version) in ("", known):
+                self.changed.wait(timeout)
+            if self.wire_version(c.version) in ("", known):
+                return None
+            return c
+
+    def acked(self, cluster: str, version: str, errors: Mapping[str, str]) -> None:
+        with self.lock:
+            c = self._cluster(cluster)
+            if errors:
+                self.metrics.nack(cluster)
+                log.warning("%s NACKed %s: %d errors", cluster, version, len(errors))
+            else:
+                c.applied = version
+                if c.published_at is not None and version == self.wire_version(c.version):
+                    self.metrics.ack_latency(cluster, self.clock() - c.published_at)
+        self.store.record_agent(cluster, {"applied": version, "errors": str(len(errors))})
+
+    def drifted(self, cluster: str, items: Iterable[tuple[ObjectId, str]]) -> None:
+        found = list(items)
+        with self.lock:
+            self._cluster(cluster).drift = len(found)
+        self.store.record_agent(cluster, {"drift": str(len(found))})
+
+    def pull_stream(self, cluster: str, connected: bool) -> None:
+        with self.lock:
+            self._cluster(cluster).pull_streams += 1 if connected else -1
+        self.metrics.agent_connected(cluster, "pull", connected)
+
+    # -- ServerView ---------------------------------------------------------------------------
+
+    def redis_ok(self) -> bool:
+        return self.redis_up
+
+    def safe_mode(self) -> SafeModeState:
+        g = self.gate
+        return SafeModeState(g.active, g.awaited, g.window_expires, g.reason)
+
+    def cluster_states(self) -> list[ClusterState]:
+        with self.lock:
+            names = set(self.clusters)
+            if self.bundle is not None:
+                names |= {o.name for o in self.bundle.of_kind("KubernetesCluster")}
+            out = []
+            for name in sorted(names):
+                c = self.clusters.get(name) or Cluster(name)
+                applied = c.applied.rpartition(":")[2] if c.applied else ""
+                out.append(
+                    ClusterState(
+                        name=name,
+                        connected=c.push_streams > 0 or c.pull_streams > 0,
+                        last_snapshot=c.last_snapshot,
+                        output_version=c.version or None,
+                        applied_version=int(applied) if applied.isdigit() else None,
+                        drift=c.drift,
+                        awaited=name in self.gate.awaited and self.gate.active,
+                        pushes_frozen=name in self.gate.awaited and not self.gate.active,
+                    )
+                )
+            return out
+
+    def config_revision(self) -> str | None:
+        return self.bundle.revision if self.bundle is not None else None
+
+    def _cluster(self, name: str) -> Cluster:
+        c = self.clusters.get(name)
+        if c is None:
+            c = self.clusters[name] = Cluster(name)
+        return c

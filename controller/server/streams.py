@@ -1,0 +1,135 @@
+"""The server's halves of the relay streams: Push (inputs in) and Pull (outputs out).
+
+`controller.relay.service.RelayService` authenticates each stream (the cluster is the
+verified client certificate's identity) and calls these handlers with that cluster; they
+talk to the `Fleet` (`controller/server/fleet.py`).
+
+Push: the server speaks first, naming the kinds to send (`gitops.discovery.DISCOVERED_KINDS`);
+the agent sends a full snapshot (chunks with `more`), then deltas; each message is ACKed
+once stored, or NACKed with the reason. When the cache is lost the fleet cancels every Push
+stream, and agents reconnect with a full snapshot.
+
+Pull: the agent speaks first, with the version it has applied. Whenever the published
+version differs, the server sends a delta (when the agent is exactly one version behind
+and the server still holds that version) or the full desired set, chunked. The agent's
+later messages (ACK, NACK with per-object errors, drift reports) are read on a thread of
+their own so a slow apply never blocks the next publish from being noticed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from controller.relay import relay_pb2 as pb
+from controller.relay import wire
+from controller.server.fleet import Cluster, Fleet
+from controller.store import CacheLost, StoreError
+from gitops import discovery, plan
+
+log = logging.getLogger(__name__)
+
+_WATCH = [pb.GVK(group=g, version=v, kind=k) for g, v, k in discovery.DISCOVERED_KINDS]
+
+
+def push_handler(fleet: Fleet) -> object:
+    def handle(
+        cluster: str, requests: Iterator[pb.InputDelta], context: grpc.ServicerContext
+    ) -> Iterator[pb.PushAck]:
+        cancel = context.cancel
+        fleet.push_stream(cluster, cancel, True)
+        try:
+            yield pb.PushAck(watch=_WATCH)
+            pending: list[dict[str, Any]] = []
+            for delta in requests:
+                started = time.monotonic()
+                try:
+                    upserts, removed = wire.decode_patch(delta.patch)
+                    if delta.full:
+                        pending.extend(upserts)
+                        if not delta.more:
+                            fleet.replace_inputs(cluster, pending)
+                            pending = []
+                    else:
+                        fleet.update_inputs(cluster, upserts, removed)
+                except ValueError as exc:
+                    yield pb.PushAck(nonce=delta.nonce, error=str(exc))
+                    continue
+                except CacheLost as exc:
+                    yield pb.PushAck(nonce=delta.nonce, error=f"{exc}; send a full snapshot")
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "snapshot cache lost: reconnect")
+                except StoreError as exc:
+                    log.warning("push from %s not stored: %s", cluster, exc)
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable: retry")
+                yield pb.PushAck(nonce=delta.nonce)
+                fleet.metrics.push_latency(cluster, time.monotonic() - started)
+        finally:
+            fleet.push_stream(cluster, cancel, False)
+
+    return handle
+
+
+def _responses(cluster: Cluster, fleet: Fleet, known: str) -> Iterator[pb.OutputDelta]:
+    """Chunks bringing an agent from version `known` to the cluster's published version."""
+    version = fleet.wire_version(cluster.version)
+    if cluster.previous_version and known == fleet.wire_version(cluster.previous_version):
+        changes = plan.delta(cluster.previous, cluster.outputs)
+        chunks = wire.patches(changes.upserts, changes.deletes)
+        full = False
+    else:
+        chunks = wire.patches(cluster.outputs[k] for k in sorted(cluster.outputs))
+        full = True
+    nonce = f"{version}/{time.monotonic_ns()}"
+    chunk_list = list(chunks)
+    for i, patch in enumerate(chunk_list):
+        more = i < len(chunk_list) - 1
+        yield pb.OutputDelta(version=version, nonce=nonce, full=full, more=more, patch=patch)
+
+
+def pull_handler(fleet: Fleet, wait: float = 1.0) -> object:
+    def handle(
+        cluster: str, requests: Iterator[pb.PullRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.OutputDelta]:
+        first = next(requests, None)
+        if first is None:
+            return
+        fleet.pull_stream(cluster, True)
+        sent = first.version
+        reader = threading.Thread(
+            target=_read_agent,
+            args=(fleet, cluster, itertools.chain([first], requests)),
+            name=f"pull-{cluster}",
+            daemon=True,
+        )
+        reader.start()
+        try:
+            while context.is_active():
+                state = fleet.wait_for(cluster, sent, wait)
+                if state is None:
+                    continue
+                with fleet.lock:
+                    chunks = list(_responses(state, fleet, sent))
+                    sent = fleet.wire_version(state.version)
+                yield from chunks
+        finally:
+            fleet.pull_stream(cluster, False)
+
+    return handle
+
+
+def _read_agent(fleet: Fleet, cluster: str, requests: Iterator[pb.PullRequest]) -> None:
+    try:
+        for request in requests:
+            if request.drift or not request.response_nonce:
+                fleet.drifted(cluster, ((wire.object_id(d.id), d.change) for d in request.drift))
+            if request.response_nonce:
+                errors = {str(wire.object_id(e.id)): e.message for e in request.errors}
+                fleet.acked(cluster, request.version, errors)
+    except grpc.RpcError:
+        pass  # the stream ended; the handler's loop sees the context go inactive

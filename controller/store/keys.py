@@ -1,0 +1,83 @@
+"""The Redis key layout of the management server's store (DESIGN.md section 4).
+
+Where it sits: `controller.store.store.Store` builds every key it touches here, so the
+layout is written down once, and tests and `redis-cli keys '*'` read the same names.
+Inputs follow Gloo's relay storage (gloo-semantics.md section 5.5) so an operator who
+knows Gloo reads the cache the same way; everything else is ours and uses `#` as the
+separator, which no Kubernetes name or kind can contain.
+
+| Key | Type | Holds |
+|---|---|---|
+| `{cluster}~{group}~{version}~{kind}` | hash | inputs: field `namespace/name`, value object JSON |
+| `gloo.mesh.key.set` | set | every input hash key |
+| `gloo.mesh.diff.stream` | stream | one entry per input change, field `stream.diff.key` |
+| `gitops#generation` | string | the cache generation (lost on FLUSHALL or restart) |
+| `gitops#inputs#status` | hash | field cluster: `{"generation", "updated"}` JSON |
+| `outputs#{cluster}` | hash | `version` (int), `objects` (JSON list) |
+| `gitops#outputs#clusters` | set | clusters with an `outputs#` key |
+| `reports#{kind}#{namespace}#{name}` | string | one resource's report JSON |
+| `gitops#reports#keys` | set | every `reports#` key (so a replace deletes stale ones) |
+| `agents#{cluster}` | hash | facts about a cluster's agent (shown by /api/clusters) |
+| `gitops#agents#clusters` | set | clusters with an `agents#` key |
+"""
+
+from __future__ import annotations
+
+from gitops.objects import ObjectId
+
+#: Set of every input hash key (Gloo's name).
+KEY_SET = "gloo.mesh.key.set"
+#: Stream of input changes (Gloo's name); entries carry one field, `STREAM_FIELD`.
+DIFF_STREAM = "gloo.mesh.diff.stream"
+STREAM_FIELD = "stream.diff.key"
+#: Created at server start when missing; its absence later means the cache was lost.
+GENERATION = "gitops#generation"
+INPUT_STATUS = "gitops#inputs#status"
+OUTPUT_CLUSTERS = "gitops#outputs#clusters"
+REPORT_KEYS = "gitops#reports#keys"
+AGENT_CLUSTERS = "gitops#agents#clusters"
+
+#: Characters that would make a key ambiguous: `~` splits input keys, `#` ours.
+_RESERVED = ("~", "#")
+
+
+def check_cluster(cluster: str) -> str:
+    """The cluster name, or ValueError when it cannot be part of a key."""
+    if not cluster or any(c in cluster for c in _RESERVED) or cluster != cluster.strip():
+        raise ValueError(f"{cluster!r} is not a cluster name (empty, spaces, '~' or '#')")
+    return cluster
+
+
+def input_key(cluster: str, gvk: str) -> str:
+    """`{cluster}~{group}~{version}~{kind}` for a `gvk` as `ObjectId.gvk` spells it."""
+    return f"{cluster}~{gvk}"
+
+
+def input_key_of(cluster: str, oid: ObjectId) -> str:
+    return input_key(cluster, oid.gvk)
+
+
+def split_input_key(key: str) -> tuple[str, str] | None:
+    """(cluster, gvk) of an input hash key; None for a key that is not one."""
+    cluster, sep, gvk = key.partition("~")
+    if not sep or not cluster or gvk.count("~") != 2:
+        return None
+    return cluster, gvk
+
+
+def output_key(cluster: str) -> str:
+    return f"outputs#{cluster}"
+
+
+def agent_key(cluster: str) -> str:
+    return f"agents#{cluster}"
+
+
+def report_key(kind: str, namespace: str, name: str) -> str:
+    """`reports#{kind}#{namespace}#{name}`; cluster-scoped resources have an empty namespace."""
+    for part, what in ((kind, "kind"), (name, "name")):
+        if not part or "#" in part:
+            raise ValueError(f"report {what} {part!r} is empty or contains '#'")
+    if "#" in namespace:
+        raise ValueError(f"report namespace {namespace!r} contains '#'")
+    return f"reports#{kind}#{namespace}#{name}"

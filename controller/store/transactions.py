@@ -1,0 +1,175 @@
+"""How the store talks to Redis: retries, the generation rule, and atomic reads and writes.
+
+Where it sits: the base of `controller.store.store.Store`; every public Store operation is
+one `_run` (the tenacity policy of `controller.store.connect.retrying_for`) around one
+`_read`, `_watched_read` or `_write`. Nothing else in the package calls Redis directly,
+except `ensure_generation` here and the blocking stream read (`controller.store.stream`).
+
+The exception tree: `StoreError` (Redis unreachable after the retries, a refused command,
+input the store cannot key) and its subclass `CacheLost` (the generation key vanished or
+changed: Redis lost its data; never retried). Messages name keys and clusters, never
+values or credentials.
+
+Generation. `ensure_generation` (server start) creates `gitops#generation` when missing;
+the Store adopts it (or, failing that, the first one it reads) and every later operation
+checks it inside the same transaction as its reads, so an answer is never taken from a
+cache that was emptied underneath it (FLUSHALL, a restart without persistence, a failover
+to an empty replica).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import redis
+import tenacity
+from redis.client import Pipeline
+
+from controller.store import keys
+
+__all__ = ["CacheLost", "StoreError", "Transactions", "encode", "text"]
+
+T = TypeVar("T")
+S = TypeVar("S")
+#: A transaction that keeps losing WATCH races gives up after this many tries; the writers
+#: are the server's own threads, so a real workload loses a race once in a while, not 50x.
+_MAX_RACES = 50
+
+
+class StoreError(Exception):
+    """Redis could not do what was asked; the message says what, never any secret data."""
+
+
+class CacheLost(StoreError):
+    """The generation key vanished or changed: what Redis held was lost; reload from agents."""
+
+
+def encode(obj: Mapping[str, Any]) -> str:
+    """The stored JSON of one object: compact, keys sorted (same object, same bytes)."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+def text(value: bytes | str) -> str:
+    """A reply as str, whether or not the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Transactions:
+    """Retries, the generation check, and MULTI/EXEC helpers over one client."""
+
+    def __init__(self, client: redis.Redis, retrying: tenacity.Retrying | None) -> None:
+        if retrying is None:
+            from controller.store.connect import retrying_for  # connect imports this module
+            from gitops.helm.models import RedisConnection
+
+            retrying = retrying_for(RedisConnection())
+        self._client = client
+        self._retrying = retrying
+        self._generation: str | None = None
+
+    def _run(self, what: str, op: Callable[[], T]) -> T:
+        """`op` under the retry policy; redis errors left after it become StoreError."""
+        attempts = self._retrying.copy()
+        try:
+            return attempts(op)
+        except StoreError:
+            raise
+        except redis.RedisError as exc:
+            tries = attempts.statistics.get("attempt_number", 1)
+            raise StoreError(
+                f"Redis {what} failed ({type(exc).__name__} after {tries} attempt(s)): {exc}"
+            ) from exc
+
+    def _check(self, current: bytes | str | None) -> str:
+        """The generation, adopted on first sight; CacheLost when it vanished or changed."""
+        if current is None:
+            raise CacheLost(
+                "Redis has no cache generation: the cache is new or was lost (FLUSHALL or a "
+                "restart without persistence); ensure_generation() starts a new one"
+            )
+        now = text(current)
+        if self._generation is None:
+            self._generation = now
+        elif now != self._generation:
+            raise CacheLost(
+                f"the cache generation changed ({self._generation} -> {now}): Redis lost "
+                "its data and a new generation was started"
+            )
+        return now
+
+    def _read(self, queue: Callable[[Pipeline], object]) -> list[Any]:
+        """One MULTI/EXEC: `GET generation`, then what `queue` adds; returns their replies."""
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.get(keys.GENERATION)
+            queue(pipe)
+            replies = pipe.execute()
+        self._check(replies[0])
+        return replies[1:]
+
+    def _watched_read(
+        self,
+        watch: str,
+        prepare: Callable[[Pipeline], S],
+        queue: Callable[[Pipeline, S], object],
+    ) -> tuple[S, list[Any]]:
+        """Reads that depend on an index set: WATCH it, `prepare` (reads it), then one
+        MULTI/EXEC of `GET generation` and what `queue` adds. Redone if the set changed."""
+        with self._client.pipeline(transaction=True) as pipe:
+            for _ in range(_MAX_RACES):
+                try:
+                    pipe.watch(watch)  # type: ignore[no-untyped-call]
+                    state = prepare(pipe)
+                    pipe.multi()
+                    pipe.get(keys.GENERATION)
+                    queue(pipe, state)
+                    replies = pipe.execute()
+                except redis.WatchError:
+                    continue
+                self._check(replies[0])
+                return state, replies[1:]
+        raise StoreError(f"gave up after {_MAX_RACES} concurrent changes to {watch}")
+
+    def _write(
+        self,
+        watch: Sequence[str],
+        prepare: Callable[[Pipeline], S],
+        queue: Callable[[Pipeline, S], object],
+    ) -> list[Any]:
+        """WATCH the generation and `watch`; check the generation; `prepare` (immediate
+        reads); then one MULTI/EXEC of what `queue` adds. Redone if a watched key changed,
+        so nothing is written into a cache whose generation is gone."""
+        with self._client.pipeline(transaction=True) as pipe:
+            for _ in range(_MAX_RACES):
+                try:
+                    pipe.watch(keys.GENERATION, *watch)  # type: ignore[no-untyped-call]
+                    self._check(pipe.get(keys.GENERATION))
+                    state = prepare(pipe)
+                    pipe.multi()
+                    queue(pipe, state)
+                    return pipe.execute()
+                except redis.WatchError:
+                    continue
+        raise StoreError(f"gave up after {_MAX_RACES} concurrent changes to {list(watch)}")
+
+    def generation(self) -> str | None:
+        """The generation in Redis now (None when there is none); checks nothing."""
+        value = self._run("GET generation", lambda: self._client.get(keys.GENERATION))
+        return None if value is None else text(value)
+
+    def ensure_generation(self) -> tuple[str, bool]:
+        """(generation, created_now): create one when missing; the Store adopts what exists."""
+        candidate = uuid.uuid4().hex
+
+        def op() -> tuple[str, bool]:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(keys.GENERATION, candidate, nx=True)
+                pipe.get(keys.GENERATION)
+                created, current = pipe.execute()
+            return text(current), bool(created)
+
+        generation, created = self._run("ensure_generation", op)
+        self._generation = generation
+        return generation, created

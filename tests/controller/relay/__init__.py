@@ -1,0 +1,1 @@
+"""Tests of the relay: PKI, registration, the gRPC service over real TLS, the agent side."""
