@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 import tenacity
 from redis.client import Pipeline
@@ -95,8 +96,8 @@ class Store(Transactions):
 
     def _group(
         self, cluster: str, objects: Iterable[Mapping[str, Any]]
-    ) -> dict[str, dict[str, str]]:
-        grouped: dict[str, dict[str, str]] = {}
+    ) -> dict[str, dict[str, bytes]]:
+        grouped: dict[str, dict[str, bytes]] = {}
         for obj in objects:
             try:
                 oid = ObjectId.of(obj)
@@ -204,7 +205,7 @@ class Store(Transactions):
         with _collector_paused():
             for key, fields in zip(sorted(found), rest, strict=True):
                 objects = result.setdefault(key.partition("~")[0], [])
-                objects.extend(json.loads(fields[field]) for field in sorted(fields))
+                objects.extend(orjson.loads(fields[field]) for field in sorted(fields))
         return dict(sorted(result.items())), last_id
 
     def inputs(self, cluster: str) -> list[dict[str, Any]]:
@@ -275,7 +276,7 @@ class Store(Transactions):
         grow, but may skip a number.
         """
         _check_cluster(cluster)
-        payload = "[" + ",".join(encode(o) for o in objects) + "]"
+        payload = b"[" + b",".join(encode(o) for o in objects) + b"]"
         key = keys.output_key(cluster)
 
         def queue(pipe: Pipeline, _: None) -> None:
@@ -293,7 +294,7 @@ class Store(Transactions):
         )[0]
         if version is None:
             return Published(cluster, 0, [])
-        return Published(cluster, int(version), json.loads(objects or "[]"))
+        return Published(cluster, int(version), orjson.loads(objects or b"[]"))
 
     def output_clusters(self) -> set[str]:
         (members,) = self._run(

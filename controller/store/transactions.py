@@ -19,11 +19,11 @@ to an empty replica).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import orjson
 import redis
 import tenacity
 from redis.client import Pipeline
@@ -47,9 +47,12 @@ class CacheLost(StoreError):
     """The generation key vanished or changed: what Redis held was lost; reload from agents."""
 
 
-def encode(obj: Mapping[str, Any]) -> str:
-    """The stored JSON of one object: compact, keys sorted (same object, same bytes)."""
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+def encode(obj: Mapping[str, Any]) -> bytes:
+    """The stored JSON of one object: compact, keys sorted (same object, same bytes).
+
+    orjson, not the standard library: a full load of a 100-cluster fleet decodes 300,000
+    objects, which `json.loads` takes 4-7 s for and orjson well under one."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
 def text(value: bytes | str) -> str:
