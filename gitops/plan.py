@@ -19,7 +19,16 @@ from typing import Any, Final
 
 from gitops.objects import ObjectId
 
-__all__ = ["APPLY_KINDS", "ChangeSet", "apply_order", "delta", "drifted", "full"]
+__all__ = [
+    "APPLY_KINDS",
+    "DELIVERABLE_GROUPS",
+    "ChangeSet",
+    "apply_order",
+    "delta",
+    "drifted",
+    "full",
+    "undeliverable",
+]
 
 #: Creates and updates go in this order, deletes in the reverse. Istio's config propagation is
 #: eventually consistent, so a VirtualService that names a DestinationRule subset or a
@@ -130,3 +139,16 @@ def drifted(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
         if any(theirs.get(k) != v for k, v in ours.items()):
             return True
     return False
+
+
+#: What the relay may deliver to an agent: the Istio kinds the translator emits, and nothing
+#: else. An agent applies nothing outside this list, so a compromised or confused server
+#: cannot make it write Secrets, RBAC or workloads with the agent's credentials.
+DELIVERABLE_GROUPS: Final = frozenset({"networking.istio.io", "security.istio.io"})
+
+
+def undeliverable(oid: ObjectId) -> str | None:
+    """Why an output may not be applied by an agent (None: it may)."""
+    if oid.group not in DELIVERABLE_GROUPS or oid.kind not in _RANK:
+        return f"{oid.kind} ({oid.api_version}) is not an Istio kind the relay delivers"
+    return None

@@ -8,8 +8,9 @@ Push: on every (re)connection a full snapshot from `backend.discover()` (chunked
 the deltas the backend's watch reports. Pull: send the applied version; apply each
 complete OutputDelta (full: the desired set, pruned against the backend's inventory;
 delta: upserts and deletions) through the backend; ACK, or NACK with per-object errors;
-report drift on the same stream. The applied version is persisted only after an apply
-with no errors, so a restart after a partial apply gets a full snapshot.
+report drift on the same stream (every message carries the whole current drift list).
+The applied version is persisted only after an apply with no errors, so after a crash or
+a NACK the server brings the agent up from the last version it applied whole.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 #: Reconnect backoff: 0.2 s doubling to 5 s, with jitter so a fleet does not reconnect in step.
 RECONNECT_INITIAL = 0.2
 RECONNECT_MAX = 5.0
+#: A stream up this long was healthy: the next reconnect starts the backoff over.
+HEALTHY_SECONDS = 2 * RECONNECT_MAX
 
 ChannelFactory = Callable[[], grpc.Channel]
 _STOP = object()
@@ -47,25 +52,40 @@ class _Reconnect(Exception):
 
 
 def _forever(stop: threading.Event, name: str, once: Callable[[], None]) -> None:
-    """Run `once` until stop, reconnecting with backoff whenever it ends or fails."""
+    """Run `once` until stop, reconnecting with backoff whenever it ends or fails.
+
+    Nothing `once` raises ends the loop: an agent that stops reconnecting after an
+    unexpected error is worse than one that logs it and tries again. The backoff starts
+    over after a stream that stayed up `HEALTHY_SECONDS`, so an agent whose server
+    restarts reconnects at once (with jitter), not after the cap of an old failure run.
+    """
     retrying = Retrying(
         wait=wait_exponential(multiplier=RECONNECT_INITIAL, max=RECONNECT_MAX)
         + wait_random(0, RECONNECT_INITIAL),
-        retry=retry_if_exception_type((grpc.RpcError, _Reconnect, OSError)),
+        retry=retry_if_exception_type(Exception),
         sleep=lambda seconds: _sleep(stop, seconds),
         reraise=True,
     )
     while not stop.is_set():
-        try:
-            for attempt in retrying:
-                with attempt:
-                    if stop.is_set():
-                        return
+        for attempt in retrying:
+            with attempt:
+                if stop.is_set():
+                    return
+                started = time.monotonic()
+                try:
                     once()
-                    if not stop.is_set():
-                        raise _Reconnect()
-        except (grpc.RpcError, _Reconnect, OSError) as exc:
-            log.info("%s stream: %s; reconnecting", name, _describe(exc))
+                    problem: Exception = _Reconnect("the server ended the stream")
+                except (grpc.RpcError, _Reconnect, OSError) as exc:
+                    problem = exc
+                except Exception as exc:
+                    log.warning("%s stream failed; reconnecting", name, exc_info=True)
+                    problem = exc
+                if stop.is_set():
+                    return
+                log.info("%s stream: %s; reconnecting", name, _describe(problem))
+                if time.monotonic() - started < HEALTHY_SECONDS:
+                    raise problem
+        _sleep(stop, random.uniform(0, RECONNECT_INITIAL))
 
 
 def _sleep(stop: threading.Event, seconds: float) -> None:
@@ -243,20 +263,19 @@ class PullLoop:
             pb.ObjectError(id=wire.resource_id(oid), message=message)
             for oid, message in sorted(result.errors.items())
         ]
-        with self.lock:
-            for oid in [*result.applied, *result.deleted]:
-                self.drift.pop(oid, None)
         if errors:
             log.warning("applied %s with %d errors", delta.version, len(errors))
         else:
             self.applied.set(delta.version)
+        with self.lock:
+            for oid in [*result.applied, *result.deleted]:
+                self.drift.pop(oid, None)
+            # The ACK carries the drift list too: what this apply repaired is no longer drift.
+            report = self._drift_report()
         self.applied_event.set()
-        return pb.PullRequest(
-            cluster=self.cluster,
-            version=delta.version if not errors else self.applied.value,
-            response_nonce=delta.nonce,
-            errors=errors,
-        )
+        report.response_nonce = delta.nonce
+        report.errors.extend(errors)
+        return report
 
     def close(self) -> None:
         """End the live stream's requests (the agent is stopping)."""

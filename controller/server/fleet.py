@@ -19,6 +19,7 @@ full snapshot instead of a delta computed from the wrong base.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -55,7 +56,12 @@ class Cluster:
     previous: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
     published_at: float | None = None
     applied: str | None = None
+    #: Per-object errors of the agent's last NACK (empty after an ACK).
+    errors: dict[str, str] = field(default_factory=dict)
     drift: int = 0
+    #: Output messages sent to this cluster's agents: full snapshots and deltas.
+    sent_full: int = 0
+    sent_delta: int = 0
     push_streams: int = 0
     pull_streams: int = 0
 
@@ -281,16 +287,48 @@ class Fleet:
             return c
 
     def acked(self, cluster: str, version: str, errors: Mapping[str, str]) -> None:
+        """An agent's ACK (no errors) or NACK of an output version. A NACK leaves the
+        applied version where it was: the agent holds the version it last fully applied."""
         with self.lock:
             c = self._cluster(cluster)
+            c.errors = dict(errors)
             if errors:
                 self.metrics.nack(cluster)
-                log.warning("%s NACKed %s: %d errors", cluster, version, len(errors))
+                first = min(errors)
+                log.warning(
+                    "%s NACKed %s: %d errors (%s: %s)",
+                    cluster,
+                    version,
+                    len(errors),
+                    first,
+                    errors[first],
+                )
             else:
                 c.applied = version
                 if c.published_at is not None and version == self.wire_version(c.version):
                     self.metrics.ack_latency(cluster, self.clock() - c.published_at)
-        self.store.record_agent(cluster, {"applied": version, "errors": str(len(errors))})
+        facts = {"applied": version, "errors": str(len(errors))}
+        facts["error_details"] = json.dumps(dict(sorted(errors.items())))
+        self.store.record_agent(cluster, facts)
+
+    def reported(self, cluster: str, version: str) -> None:
+        """What an agent says it holds, on connecting (and with drift reports): the version
+        it last applied with no errors. After a server restart on the same Redis, that is
+        how the server learns an agent is current without sending it anything."""
+        if not version:
+            return
+        with self.lock:
+            c = self._cluster(cluster)
+            if c.applied != version:
+                c.applied = version
+
+    def sent(self, cluster: str, full: bool) -> None:
+        with self.lock:
+            c = self._cluster(cluster)
+            if full:
+                c.sent_full += 1
+            else:
+                c.sent_delta += 1
 
     def drifted(self, cluster: str, items: Iterable[tuple[ObjectId, str]]) -> None:
         found = list(items)

@@ -10,10 +10,14 @@ once stored, or NACKed with the reason. When the cache is lost the fleet cancels
 stream, and agents reconnect with a full snapshot.
 
 Pull: the agent speaks first, with the version it has applied. Whenever the published
-version differs, the server sends a delta (when the agent is exactly one version behind
-and the server still holds that version) or the full desired set, chunked. The agent's
-later messages (ACK, NACK with per-object errors, drift reports) are read on a thread of
-their own so a slow apply never blocks the next publish from being noticed.
+version differs from what the stream last sent, the server sends a delta (when the version
+the agent last fully applied, by its first message or an ACK, is exactly the one before
+and the server still holds it) or the full desired set, chunked. So after a NACK, or
+while an apply is still unacknowledged, the agent gets the whole set: a delta from a
+version it never fully applied would skip what failed. The agent's later messages (ACK,
+NACK with per-object errors, each with its current drift list) are read on a thread of
+their own so a slow apply never blocks the next publish from being noticed; when they end
+(the agent went away, or a message claimed another cluster), the handler ends too.
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ def push_handler(fleet: Fleet) -> object:
                     yield pb.PushAck(nonce=delta.nonce, error=str(exc))
                     continue
                 except CacheLost as exc:
+                    # The cache is gone (or this cluster has not sent a full snapshot in
+                    # this generation): the fleet starts warming if it has not yet, and
+                    # the agent reconnects and sends a full snapshot.
+                    _cache_lost(fleet)
                     yield pb.PushAck(nonce=delta.nonce, error=f"{exc}; send a full snapshot")
                     context.abort(grpc.StatusCode.UNAVAILABLE, "snapshot cache lost: reconnect")
                 except StoreError as exc:
@@ -75,16 +83,44 @@ def push_handler(fleet: Fleet) -> object:
     return handle
 
 
-def _responses(cluster: Cluster, fleet: Fleet, known: str) -> Iterator[pb.OutputDelta]:
-    """Chunks bringing an agent from version `known` to the cluster's published version."""
+class _Agent:
+    """One Pull stream's view of its agent: what it has fully applied, as far as the server
+    knows (its first message, then each ACK), and whether its messages have ended."""
+
+    def __init__(self, applied: str) -> None:
+        self.lock = threading.Lock()
+        self.applied = applied
+        self.ended = threading.Event()
+
+    def acked(self, version: str) -> None:
+        with self.lock:
+            self.applied = version
+
+    def known(self) -> str:
+        with self.lock:
+            return self.applied
+
+
+def _cache_lost(fleet: Fleet) -> None:
+    try:
+        fleet.cache_lost()
+    except StoreError as exc:  # Redis is down: the reconcile worker notices it came back
+        log.warning("cache lost and Redis unavailable: %s", exc)
+
+
+def _responses(cluster: Cluster, fleet: Fleet, applied: str) -> Iterator[pb.OutputDelta]:
+    """Chunks bringing an agent from the version it has fully applied to the cluster's
+    published version: a delta only when that is exactly the version before (an agent that
+    NACKed, or has not yet ACKed, what it was sent gets the whole desired set)."""
     version = fleet.wire_version(cluster.version)
-    if cluster.previous_version and known == fleet.wire_version(cluster.previous_version):
+    if cluster.previous_version and applied == fleet.wire_version(cluster.previous_version):
         changes = plan.delta(cluster.previous, cluster.outputs)
         chunks = wire.patches(changes.upserts, changes.deletes)
         full = False
     else:
         chunks = wire.patches(cluster.outputs[k] for k in sorted(cluster.outputs))
         full = True
+    fleet.sent(cluster.name, full)
     nonce = f"{version}/{time.monotonic_ns()}"
     chunk_list = list(chunks)
     for i, patch in enumerate(chunk_list):
@@ -100,21 +136,22 @@ def pull_handler(fleet: Fleet, wait: float = 1.0) -> object:
         if first is None:
             return
         fleet.pull_stream(cluster, True)
+        agent = _Agent(first.version)
         sent = first.version
         reader = threading.Thread(
             target=_read_agent,
-            args=(fleet, cluster, itertools.chain([first], requests)),
+            args=(fleet, cluster, agent, itertools.chain([first], requests)),
             name=f"pull-{cluster}",
             daemon=True,
         )
         reader.start()
         try:
-            while context.is_active():
+            while context.is_active() and not agent.ended.is_set():
                 state = fleet.wait_for(cluster, sent, wait)
                 if state is None:
                     continue
                 with fleet.lock:
-                    chunks = list(_responses(state, fleet, sent))
+                    chunks = list(_responses(state, fleet, agent.known()))
                     sent = fleet.wire_version(state.version)
                 yield from chunks
         finally:
@@ -123,13 +160,27 @@ def pull_handler(fleet: Fleet, wait: float = 1.0) -> object:
     return handle
 
 
-def _read_agent(fleet: Fleet, cluster: str, requests: Iterator[pb.PullRequest]) -> None:
+def _read_agent(
+    fleet: Fleet, cluster: str, agent: _Agent, requests: Iterator[pb.PullRequest]
+) -> None:
+    """The agent's messages on a Pull stream: every one carries its whole drift list; a
+    message with `response_nonce` ACKs (no errors) or NACKs an OutputDelta."""
     try:
         for request in requests:
-            if request.drift or not request.response_nonce:
+            errors = {str(wire.object_id(e.id)): e.message for e in request.errors}
+            if request.response_nonce and not errors:
+                agent.acked(request.version)
+            try:
                 fleet.drifted(cluster, ((wire.object_id(d.id), d.change) for d in request.drift))
-            if request.response_nonce:
-                errors = {str(wire.object_id(e.id)): e.message for e in request.errors}
-                fleet.acked(cluster, request.version, errors)
+                if request.response_nonce:
+                    fleet.acked(cluster, request.version, errors)
+                else:
+                    fleet.reported(cluster, request.version)
+            except StoreError as exc:  # kept in memory; Redis gets the next report
+                log.warning("pull from %s: agent report not stored: %s", cluster, exc)
     except grpc.RpcError:
-        pass  # the stream ended; the handler's loop sees the context go inactive
+        pass  # the stream ended
+    except Exception:  # an abort (a message claimed another cluster), or a bug: end the call
+        log.debug("pull from %s: reader ended", cluster, exc_info=True)
+    finally:
+        agent.ended.set()

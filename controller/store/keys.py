@@ -13,7 +13,8 @@ separator, which no Kubernetes name or kind can contain.
 | `gloo.mesh.diff.stream` | stream | one entry per input change, field `stream.diff.key` |
 | `gitops#generation` | string | the cache generation (lost on FLUSHALL or restart) |
 | `gitops#inputs#status` | hash | field cluster: `{"generation", "updated"}` JSON |
-| `outputs#{cluster}` | hash | `version` (int), `objects` (JSON list) |
+| `outputs#{cluster}` | hash | `version` (int): the published output version |
+| `outputs#{cluster}#objects` | hash | field `{group}~{version}~{kind}~{ns}/{name}`: JSON |
 | `gitops#outputs#clusters` | set | clusters with an `outputs#` key |
 | `reports#{kind}#{namespace}#{name}` | string | one resource's report JSON |
 | `gitops#reports#keys` | set | every `reports#` key (so a replace deletes stale ones) |
@@ -67,6 +68,20 @@ def split_input_key(key: str) -> tuple[str, str] | None:
 
 def output_key(cluster: str) -> str:
     return f"outputs#{cluster}"
+
+
+def output_objects_key(cluster: str) -> str:
+    return f"outputs#{cluster}#objects"
+
+
+def output_field(oid: ObjectId) -> str:
+    return f"{oid.gvk}~{oid.field}"
+
+
+def output_id(field: str) -> ObjectId:
+    """Inverse of `output_field`; ValueError on a malformed field."""
+    group, version, kind, rest = [*field.split("~", 3), "", "", ""][:4]
+    return ObjectId.from_parts(f"{group}~{version}~{kind}", rest)
 
 
 def agent_key(cluster: str) -> str:

@@ -124,3 +124,17 @@ def test_drifted_sees_spec_and_our_label_changes() -> None:
     assert drifted(desired, relabelled)
     desired["metadata"]["annotations"] = {"mesh-gitops.io/source": "a.yaml"}
     assert drifted(desired, obj("VirtualService", "reviews", {"hosts": ["reviews"]}))
+
+
+def test_only_istio_output_kinds_are_deliverable_to_an_agent() -> None:
+    from gitops.plan import undeliverable
+
+    vs = ObjectId("networking.istio.io", "v1", "VirtualService", "ns", "a")
+    authz = ObjectId("security.istio.io", "v1", "AuthorizationPolicy", "ns", "a")
+    assert undeliverable(vs) is None and undeliverable(authz) is None
+    secret = ObjectId("", "v1", "Secret", "ns", "token")
+    role = ObjectId("rbac.authorization.k8s.io", "v1", "ClusterRole", "", "admin")
+    fake = ObjectId("evil.example.com", "v1", "VirtualService", "ns", "a")
+    for oid in (secret, role, fake):
+        reason = undeliverable(oid)
+        assert reason is not None and oid.kind in reason

@@ -5,17 +5,28 @@ Real parts only: the config repository is a real Git repository (a copy of
 certificates from `gitops pki init`, the snapshot store is a real `redis-server`
 (`tests/support/redis_server.py`), and each workload cluster is a directory-backed
 cluster seeded from `deploy/demo/clusters/<name>`. Every listener is on 127.0.0.1 port 0.
+
+Agents run in-process (`start_agent`) or as `gitops agent` subprocesses (`spawn_agent`,
+which tests kill -9); `stop` stops every server and agent and reaps every process, since
+warnings are errors and a leaked thread or process fails the test. `owned_files`,
+`inodes` and `synced` are what the scenarios in `tests/controller/runtime/` look at.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from controller import pki
 from controller.agent.runner import Agent
@@ -29,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples-repo"
 DEMO_CLUSTERS = ROOT / "deploy" / "demo" / "clusters"
 CLUSTERS = ("cluster1", "cluster2")
+GITOPS = Path(sys.executable).parent / "gitops"
+MANAGED_BY = "app.kubernetes.io/managed-by"
 
 
 def config_repo(path: Path, source: Path = EXAMPLES) -> Path:
@@ -66,6 +79,64 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "con
         time.sleep(0.05)
 
 
+def owned_files(cluster_dir: Path) -> dict[str, dict[str, Any]]:
+    """The Istio objects an agent wrote into a directory-backed cluster, by relative path."""
+    found = {}
+    for path in sorted(cluster_dir.rglob("*.yaml")):
+        if any(part.startswith(".") for part in path.relative_to(cluster_dir).parts):
+            continue
+        try:
+            docs = list(yaml.safe_load_all(path.read_text()))
+        except (OSError, yaml.YAMLError):
+            continue  # being replaced, or a test's obstacle
+        for doc in docs:
+            labels = ((doc or {}).get("metadata") or {}).get("labels") or {}
+            if labels.get(MANAGED_BY) == "mesh-gitops":
+                found[str(path.relative_to(cluster_dir))] = doc
+    return found
+
+
+def inodes(cluster_dir: Path, paths: Iterable[str]) -> dict[str, int]:
+    """The inode of each file: an agent's atomic write (a rename) always changes it."""
+    return {rel: (cluster_dir / rel).stat().st_ino for rel in paths}
+
+
+def file_of(obj: dict[str, Any]) -> str:
+    """Where the directory backend keeps an output (`<namespace>/<Kind>.<name>.yaml`)."""
+    meta = obj["metadata"]
+    return f"{meta.get('namespace') or '_cluster'}/{obj['kind']}.{meta['name']}.yaml"
+
+
+class DeletionWatch:
+    """Samples clusters' owned files on a thread until closed; `vanished` lists every file
+    that was there at the start and missing at some sample (a deletion, however brief)."""
+
+    def __init__(self, dirs: Iterable[Path], interval: float = 0.02) -> None:
+        self.dirs = list(dirs)
+        self.start = {d: set(owned_files(d)) for d in self.dirs}
+        self.vanished: set[str] = set()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            for d, paths in self.start.items():
+                self.vanished |= {f"{d.name}/{rel}" for rel in paths if not (d / rel).is_file()}
+            self.samples += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> DeletionWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass
 class Installation:
     """The parts of one test installation; `server` and `agents` are started on demand."""
@@ -77,6 +148,7 @@ class Installation:
     server_overrides: dict[str, Any] = field(default_factory=dict)
     server: Server | None = None
     agents: dict[str, Agent] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def cluster_dir(self, name: str) -> Path:
         return self.base / "clusters" / name
@@ -105,22 +177,62 @@ class Installation:
         self.server = server
         return server
 
-    def agent_values(self, cluster: str) -> Values:
+    def restart_server(self) -> Server:
+        """Stop the server and start a new one on the same Redis, data dir and relay ports
+        (so running agents find it again by themselves)."""
+        old = self.running
+        self.server = None
+        old.stop()
+        listen = {k: f"127.0.0.1:{old.ports[k]}" for k in ("relay", "registration")}
+        _merge(self.server_overrides, {"gitops": {"listen": listen}})
+        return self.start_server()
+
+    @property
+    def running(self) -> Server:
         assert self.server is not None, "start the server first"
-        ports = self.server.ports
-        return Values.model_validate(
-            {
-                "common": {"cluster": cluster},
-                "glooAgent": {
-                    "enabled": True,
-                    "relay": {
-                        "serverAddress": f"127.0.0.1:{ports['relay']}",
-                        "authority": "localhost",
-                    },
-                },
-                "gitops": {"relay": {"registrationAddress": f"127.0.0.1:{ports['registration']}"}},
-            }
+        return self.server
+
+    def synced(self, cluster: str) -> bool:
+        """The cluster's agent ACKed the version the server last published to it."""
+        fleet = self.running.fleet
+        c = fleet.clusters.get(cluster)
+        return bool(c and c.version and c.applied == fleet.wire_version(c.version))
+
+    def wait_synced(self, *clusters: str, timeout: float = 20.0) -> None:
+        for cluster in clusters or CLUSTERS:
+            wait_until(lambda c=cluster: self.synced(c), timeout, f"{cluster} synced")
+
+    def published_files(self, cluster: str) -> dict[str, dict[str, Any]]:
+        """What the server last published to the cluster, by the file it belongs in."""
+        outputs = self.running.fleet.clusters[cluster].outputs.values()
+        return {file_of(o): o for o in outputs}
+
+    def converged(self, cluster: str) -> bool:
+        """Synced, and the cluster's owned files hold exactly the published objects."""
+        if not self.synced(cluster):
+            return False
+        files = owned_files(self.cluster_dir(cluster))
+        published = self.published_files(cluster)
+        return files.keys() == published.keys() and all(
+            files[rel]["spec"] == obj.get("spec") for rel, obj in published.items()
         )
+
+    def agent_values_raw(self, cluster: str) -> dict[str, Any]:
+        ports = self.running.ports
+        return {
+            "common": {"cluster": cluster},
+            "glooAgent": {
+                "enabled": True,
+                "relay": {
+                    "serverAddress": f"127.0.0.1:{ports['relay']}",
+                    "authority": "localhost",
+                },
+            },
+            "gitops": {"relay": {"registrationAddress": f"127.0.0.1:{ports['registration']}"}},
+        }
+
+    def agent_values(self, cluster: str) -> Values:
+        return Values.model_validate(self.agent_values_raw(cluster))
 
     def agent_secrets(self, cluster: str) -> SecretsDir:
         """The agent's own secrets dir: a copy of the root CA and the token, as an install
@@ -149,7 +261,35 @@ class Installation:
     def stop_agent(self, cluster: str) -> None:
         self.agents.pop(cluster).stop()
 
+    def spawn_agent(self, cluster: str) -> subprocess.Popen[bytes]:
+        """`gitops agent --directory` as a subprocess (its output in `agent-<cluster>.log`),
+        with the same secrets, state and cluster folder as `start_agent`."""
+        values = self.base / f"agent-{cluster}.yaml"
+        values.write_text(yaml.safe_dump(self.agent_values_raw(cluster)))
+        command = [
+            str(GITOPS), "agent",
+            "--values", str(values),
+            "--secrets", str(self.agent_secrets(cluster).root),
+            "--cluster", cluster,
+            "--directory", str(self.cluster_dir(cluster)),
+            "--data-dir", str(self.base / "agent-state" / cluster),
+        ]  # fmt: skip
+        with open(self.base / f"agent-{cluster}.log", "ab") as log:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}
+            )
+        self.processes[cluster] = process
+        return process
+
+    def kill_agent(self, cluster: str) -> None:
+        """SIGKILL a spawned agent and reap it: no cleanup of any kind runs."""
+        process = self.processes.pop(cluster)
+        process.kill()
+        process.wait()
+
     def stop(self) -> None:
+        for name in list(self.processes):
+            self.kill_agent(name)
         for name in list(self.agents):
             self.stop_agent(name)
         if self.server is not None:

@@ -11,7 +11,7 @@ import redis
 
 from controller.store import CacheLost, Store, StoreError, connect, retrying_for
 from controller.store.keys import DIFF_STREAM, KEY_SET
-from controller.store.transactions import text
+from controller.store.transactions import encode, text
 from gitops.helm.models import Redis, RedisConnection
 from gitops.objects import ObjectId
 from tests.support import redis_server as redis_servers
@@ -269,6 +269,31 @@ def test_outputs_versions(store: Store) -> None:
         ["y", "z"],
     )
     assert store.output_clusters() == {"c1", "c2"}
+
+
+def test_an_output_delta_writes_only_what_changed(store: Store, redis_server: RedisServer) -> None:
+    a, b, c = service("a", "x"), service("a", "y"), service("a", "z")
+    assert store.publish_outputs("c1", [a, b]) == 1
+    client = redis_server.client()
+    try:
+        client.config_resetstat()
+        changed = {**b, "spec": {"ports": [{"port": 81}]}}
+        version = store.write_outputs(
+            "c1",
+            {ObjectId.of(changed): encode(changed), ObjectId.of(c): encode(c)},
+            [ObjectId.of(a)],
+        )
+        writes = client.info("commandstats")
+        fields = sorted(f.decode() for f in client.hkeys("outputs#c1#objects"))
+    finally:
+        client.close()
+    assert version == 2
+    # One HSET of the two changed objects and one HDEL: never the whole set again.
+    assert writes["cmdstat_hset"]["calls"] == 1 and writes["cmdstat_hdel"]["calls"] == 1
+    assert fields == ["~v1~Service~a/y", "~v1~Service~a/z"]
+    published = store.outputs("c1")
+    assert [o["metadata"]["name"] for o in published.objects] == ["y", "z"]
+    assert published.objects[0]["spec"] == {"ports": [{"port": 81}]}
 
 
 def test_reports_replace_the_whole_set(store: Store, redis_server: RedisServer) -> None:
