@@ -32,6 +32,12 @@ def parent(obj: Mapping[str, Any]) -> ObjectRef | None:
     return ObjectRef(kind, labels.get("gloo.solo.io/parent_namespace", ""), name)
 
 
+def must_keep(obj: Mapping[str, Any], *, complete: bool, invalid: Collection[ObjectRef]) -> bool:
+    """Whether a published object the new translation no longer renders must stay: the
+    commit could not be read as a whole, or the object's parent is INVALID in it."""
+    return not complete or (bool(invalid) and parent(obj) in invalid)
+
+
 def merge(
     previous: Sequence[Mapping[str, Any]],
     desired: Sequence[dict[str, Any]],
@@ -54,6 +60,6 @@ def keep(
     kept = [
         dict(o)
         for o in previous
-        if ObjectId.of(o) not in present and (not complete or parent(o) in invalid)
+        if ObjectId.of(o) not in present and must_keep(o, complete=complete, invalid=invalid)
     ]
     return list(desired) + kept

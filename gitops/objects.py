@@ -81,3 +81,30 @@ def owned(obj: Mapping[str, Any]) -> bool:
     if not isinstance(labels, Mapping):
         return False
     return all(labels.get(k) == v for k, v in OWNER_LABELS.items())
+
+
+#: Fields removed before an output is delivered to an agent (gloo-semantics.md section 5.2):
+#: they describe the management side's view, not what the workload cluster should hold.
+_UNDELIVERED_META = ("deletionTimestamp", "deletionGracePeriodSeconds")
+_CLUSTER_ANNOTATION = "cluster.solo.io/cluster"
+
+
+def for_delivery(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object as an agent receives it: without `deletionTimestamp`,
+    `deletionGracePeriodSeconds` and the `cluster.solo.io/cluster` annotation. An object
+    with none of them is returned as it is (not copied): callers never mutate outputs."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        return obj
+    annotations = meta.get("annotations")
+    pinned = isinstance(annotations, Mapping) and _CLUSTER_ANNOTATION in annotations
+    if not pinned and not any(k in meta for k in _UNDELIVERED_META):
+        return obj
+    cleaned = {k: v for k, v in meta.items() if k not in _UNDELIVERED_META}
+    if isinstance(annotations, Mapping):
+        kept = {k: v for k, v in annotations.items() if k != _CLUSTER_ANNOTATION}
+        if kept:
+            cleaned["annotations"] = kept
+        else:
+            cleaned.pop("annotations", None)
+    return {**obj, "metadata": cleaned}

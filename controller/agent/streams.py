@@ -254,14 +254,29 @@ class PullLoop:
     def _apply(
         self, delta: pb.OutputDelta, upserts: list[dict[str, Any]], removed: list[ObjectId]
     ) -> pb.PullRequest:
+        # Only Istio kinds are applied, whatever the server sends: the relay never makes an
+        # agent write (or delete) Secrets, RBAC or workloads with its credentials.
+        refused: dict[ObjectId, str] = {}
+        allowed = []
+        for obj in upserts:
+            oid = ObjectId.of(obj)
+            if reason := plan.undeliverable(oid):
+                refused[oid] = reason
+            else:
+                allowed.append(obj)
+        for oid in removed:
+            if reason := plan.undeliverable(oid):
+                refused[oid] = reason
+        deletes = tuple(oid for oid in removed if oid not in refused)
         if delta.full:
-            changes = plan.full(upserts, self.backend.inventory())
+            changes = plan.full(allowed, self.backend.inventory())
         else:
-            changes = plan.ChangeSet(tuple(upserts), tuple(removed))
+            changes = plan.ChangeSet(tuple(allowed), deletes)
         result = self.backend.apply(changes)
+        failed = {**refused, **result.errors}
         errors = [
             pb.ObjectError(id=wire.resource_id(oid), message=message)
-            for oid, message in sorted(result.errors.items())
+            for oid, message in sorted(failed.items())
         ]
         if errors:
             log.warning("applied %s with %d errors", delta.version, len(errors))

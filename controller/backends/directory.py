@@ -163,12 +163,23 @@ class DirectoryBackend:
                 log.error("%s: refusing an output: %s", self.cluster, err)
                 continue
             data = rendering.dump(obj).encode()
+            digest = hashlib.sha256(data).hexdigest()
+            if _holds(self.root / rel, data):
+                # Already these bytes: nothing to write (a full resync of an unchanged cluster
+                # writes no file). Recorded as ours, so a later edit is drift.
+                with self._lock:
+                    self._written[rel] = (digest, oid)
+                    self._reported.pop(rel, None)
+                applied.append(oid)
+                continue
             try:
                 with self._lock:
                     # Recorded before the write, so the watcher never sees our bytes unannounced.
-                    self._written[rel] = (hashlib.sha256(data).hexdigest(), oid)
+                    self._written[rel] = (digest, oid)
                     self._reported.pop(rel, None)
-                atomic_write(self.root / rel, data)
+                # Not fsynced: a folder cluster must survive a killed agent (the rename is
+                # atomic), not a power cut; the inventory, which prune trusts, is fsynced.
+                atomic_write(self.root / rel, data, durable=False)
             except OSError as err:
                 errors[oid] = f"cannot write {rel}: {err.strerror or err}"
                 continue
@@ -348,3 +359,10 @@ def _ids(objects: list[dict[str, Any]]) -> set[ObjectId]:
         except ValueError:
             continue  # refused (and logged) by the apply loop
     return found
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so readers see the old or the new content, whole.
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace `path` with `data` so readers see the old or the new content, whole;
+    `durable`: fsync before the rename, so it also survives a power cut.
 
     The temp file is hidden (leading dot) so folder watchers and readers skip it.
     """
@@ -43,8 +44,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,8 +3,7 @@
 Both ends use this: the server's stream handlers (`controller/server/streams.py`) and the
 agent's loops (`controller/agent/streams.py`). An object travels as its JSON (with
 `apiVersion` and `kind`), like skv2's `Any(BytesValue)`; before it is sent, the fields
-gloo-semantics.md section 5.2 says to drop are removed (`deletionTimestamp`,
-`deletionGracePeriodSeconds`, the `cluster.solo.io/cluster` annotation).
+gloo-semantics.md section 5.2 says to drop are removed (`gitops.objects.for_delivery`).
 
 A snapshot bigger than one message is split into chunks of about `CHUNK_BYTES` (gRPC's
 default message limit is 4 MiB; staying well under it leaves room for the envelope and
@@ -13,17 +12,15 @@ keeps each message's latency small); every chunk but the last has `more=True`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from controller.relay import relay_pb2 as pb
-from gitops.objects import ObjectId
+from gitops.objects import ObjectId, for_delivery
 
 CHUNK_BYTES = 1024 * 1024
-
-_DROPPED_META = ("deletionTimestamp", "deletionGracePeriodSeconds")
-_CLUSTER_ANNOTATION = "cluster.solo.io/cluster"
 
 
 def resource_id(oid: ObjectId) -> pb.ResourceId:
@@ -35,35 +32,20 @@ def object_id(rid: pb.ResourceId) -> ObjectId:
     return ObjectId(rid.gvk.group, rid.gvk.version, rid.gvk.kind, rid.namespace, rid.name)
 
 
-def _clean(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    if not isinstance(meta, Mapping):
-        return obj
-    annotations = meta.get("annotations")
-    dirty = any(k in meta for k in _DROPPED_META) or (
-        isinstance(annotations, Mapping) and _CLUSTER_ANNOTATION in annotations
-    )
-    if not dirty:
-        return obj
-    meta = {k: v for k, v in meta.items() if k not in _DROPPED_META}
-    if isinstance(annotations, Mapping):
-        kept = {k: v for k, v in annotations.items() if k != _CLUSTER_ANNOTATION}
-        if kept:
-            meta["annotations"] = kept
-        else:
-            meta.pop("annotations", None)
-    return {**obj, "metadata": meta}
+def encode_json(obj: Mapping[str, Any]) -> bytes:
+    """An object's wire JSON: cleaned for delivery, compact, keys sorted (the server keeps
+    these bytes per published object and stores the same bytes in Redis)."""
+    return orjson.dumps(for_delivery(obj), option=orjson.OPT_SORT_KEYS)
 
 
 def encode(obj: Mapping[str, Any]) -> pb.Resource:
-    data = json.dumps(_clean(obj), separators=(",", ":"), sort_keys=True).encode()
-    return pb.Resource(id=resource_id(ObjectId.of(obj)), json=data)
+    return pb.Resource(id=resource_id(ObjectId.of(obj)), json=encode_json(obj))
 
 
 def decode(resource: pb.Resource) -> dict[str, Any]:
     """The object in a Resource; ValueError if it is not a JSON object matching its id."""
     try:
-        obj = json.loads(resource.json)
+        obj = orjson.loads(resource.json)
     except ValueError as exc:
         raise ValueError(f"{object_id(resource.id)}: not JSON ({exc})") from None
     if not isinstance(obj, dict) or ObjectId.of(obj) != object_id(resource.id):
@@ -75,15 +57,21 @@ def patches(
     upserts: Iterable[Mapping[str, Any]], removed: Sequence[ObjectId] = ()
 ) -> Iterator[pb.ResourcePatch]:
     """Patches of at most about CHUNK_BYTES each; always at least one (maybe empty)."""
+    return encoded_patches(((ObjectId.of(o), encode_json(o)) for o in upserts), removed)
+
+
+def encoded_patches(
+    upserts: Iterable[tuple[ObjectId, bytes]], removed: Sequence[ObjectId] = ()
+) -> Iterator[pb.ResourcePatch]:
+    """`patches` of objects already encoded (`encode_json`)."""
     patch = pb.ResourcePatch()
     size = 0
-    for obj in upserts:
-        resource = encode(obj)
-        if size and size + len(resource.json) > CHUNK_BYTES:
+    for oid, data in upserts:
+        if size and size + len(data) > CHUNK_BYTES:
             yield patch
             patch, size = pb.ResourcePatch(), 0
-        patch.resources.append(resource)
-        size += len(resource.json) + 64
+        patch.resources.append(pb.Resource(id=resource_id(oid), json=data))
+        size += len(data) + 64
     for oid in removed:
         if size > CHUNK_BYTES:
             yield patch

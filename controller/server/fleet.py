@@ -24,17 +24,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.server.metrics import Metrics
+from controller.server.published import Change, Outputs, full_change, partial_change
 from controller.server.view import ClusterState, SafeModeState
-from controller.store import CacheLost, Store
+from controller.store import CacheLost, OutputWrite, Store
 from gitops import discovery, last_good, reports, safemode
 from gitops.bundle import Bundle
 from gitops.discovery import ClusterInputs
 from gitops.objects import ObjectId
 from gitops.translate.incremental import Session
+from gitops.translate.outputs import OutKey
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,15 @@ class Cluster:
     #: Pushed a complete snapshot in this cache generation.
     complete: bool = False
     last_snapshot: float | None = None
-    #: Published outputs: version number and objects by id; the version before, for deltas.
-    version: int = 0
-    outputs: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
-    previous_version: int = 0
-    previous: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
+    #: What was last published to the cluster (immutable; replaced on each publish).
+    published: Outputs = field(default_factory=Outputs)
+    #: The next reconcile computes this cluster's outputs from its whole desired set.
+    needs_full: bool = True
+    #: Asked-for resends of the whole set (`Fleet.resync`); Pull handlers watch it.
+    resyncs: int = 0
     published_at: float | None = None
     applied: str | None = None
+    acked_at: float | None = None
     #: Per-object errors of the agent's last NACK (empty after an ACK).
     errors: dict[str, str] = field(default_factory=dict)
     drift: int = 0
@@ -64,6 +68,14 @@ class Cluster:
     sent_delta: int = 0
     push_streams: int = 0
     pull_streams: int = 0
+
+    @property
+    def version(self) -> int:
+        return self.published.version
+
+    @property
+    def outputs(self) -> Mapping[ObjectId, Mapping[str, Any]]:
+        return self.published.objects
 
 
 class Fleet:
@@ -94,6 +106,8 @@ class Fleet:
         self.generation = ""
         self.redis_up = True
         self._cancel_push: dict[str, list[Callable[[], None]]] = {}
+        self._last_shape: tuple[bool, frozenset[Any]] | None = None
+        self._reports: dict[tuple[str, str, str], dict[str, Any]] | None = None
         self._start()
 
     # -- start and cache loss ---------------------------------------------------------------
@@ -116,9 +130,7 @@ class Fleet:
             c.last_snapshot = st.updated if st is not None else None
         for name in self.store.output_clusters():
             published = self.store.outputs(name)
-            c = self._cluster(name)
-            c.version = published.version
-            c.outputs = {ObjectId.of(o): o for o in published.objects}
+            self._cluster(name).published = Outputs.loaded(published.version, published.objects)
         log.info("snapshot cache loaded: %d clusters with inputs", len(objects))
 
     def check_cache(self) -> None:
@@ -142,11 +154,12 @@ class Fleet:
             log.warning("snapshot cache lost (Redis flushed or restarted): back to safe mode")
             self.generation = generation
             self.warming = safemode.Warming(self.clock(), self.safe_mode_setting, self.window)
+            self._reports = None  # lost with the cache: write them again
             for c in self.clusters.values():
                 c.complete = False
                 # Outputs stay in memory (and applied in clusters); publish again when warm.
-                c.previous, c.previous_version = {}, 0
-                c.version, c.applied = 0, None
+                c.published = c.published.unpublished()
+                c.applied, c.needs_full = None, True
             cancels = [f for fs in self._cancel_push.values() for f in fs]
             self.dirty.set()
             self.changed.notify_all()
@@ -164,6 +177,7 @@ class Fleet:
             c = self._cluster(cluster)
             c.inputs = {ObjectId.of(o): o for o in objects}
             c.parsed, c.complete, c.last_snapshot = parsed, True, now
+            c.needs_full = True
             self.dirty.set()
         size = sum(len(repr(o)) for o in objects)
         self.metrics.snapshot_size(cluster, "inputs", len(objects), size)
@@ -222,38 +236,96 @@ class Fleet:
             if not gate.translate:
                 return
             inputs = {n: c.parsed for n, c in sorted(self.clusters.items()) if c.parsed is not None}
+            changes: Mapping[str, Mapping[OutKey, dict[str, Any] | None]] | None = None
             if self.session is None:
                 self.session = Session(bundle, inputs)
             else:
-                self.session.update(bundle, inputs)
+                delta = self.session.update(bundle, inputs)
+                changes = None if delta.full else delta.changes
             session = self.session
-            publish: dict[str, list[dict[str, Any]]] = {}
+            # Objects a commit cannot speak for stay; when that set may have changed, every
+            # cluster is computed from its whole desired set.
+            shape = (bundle.complete, bundle.invalid)
+            if shape != self._last_shape or not bundle.complete or bundle.invalid:
+                changes = None
+            self._last_shape = shape
+
+            def keep(obj: Mapping[str, Any]) -> bool:
+                return last_good.must_keep(obj, complete=bundle.complete, invalid=bundle.invalid)
+
+            todo: dict[str, Change] = {}
             for name in sorted(gate.push_to):
                 c = self.clusters[name]
-                desired = session.objects(name) if name in session.clusters else []
-                merged = last_good.merge(list(c.outputs.values()), desired, bundle)
-                if c.version == 0 or {ObjectId.of(o): o for o in merged} != c.outputs:
-                    publish[name] = merged
-        for name, objects in publish.items():
-            version = self.store.publish_outputs(name, objects)
-            with self.lock:
-                c = self.clusters[name]
-                c.previous, c.previous_version = c.outputs, c.version
-                c.outputs = {ObjectId.of(o): o for o in objects}
-                c.version, c.published_at = version, self.clock()
-                self.changed.notify_all()
-            self.metrics.snapshot_size(name, "outputs", len(objects), 0)
+                if changes is None or c.needs_full or c.version == 0:
+                    desired = session.objects(name) if name in session.clusters else []
+                    change = full_change(c.published, desired, keep)
+                elif name in changes:
+                    change = partial_change(c.published, changes[name], keep)
+                else:
+                    continue
+                c.needs_full = False
+                if change or c.version == 0:
+                    todo[name] = change
+            base = {name: self.clusters[name].published for name in todo}
+        translated = time.monotonic()
+        self._publish({name: (base[name], change) for name, change in todo.items()})
+        published = time.monotonic()
         self._write_reports(bundle, session)
-        self.metrics.translation(time.monotonic() - started, "published")
-        if publish:
-            log.info("published %s", ", ".join(f"{n} v{self.clusters[n].version}" for n in publish))
+        done = time.monotonic()
+        self.metrics.translation(done - started, "Published")
+        if todo:
+            log.info(
+                "published %d clusters in %.2fs (translate %.2fs, store %.2fs, reports %.2fs)",
+                len(todo),
+                done - started,
+                translated - started,
+                published - translated,
+                done - published,
+            )
+
+    def _publish(self, todo: Mapping[str, tuple[Outputs, Change]]) -> None:
+        """Write the next version of each cluster to Redis (one transaction), then make it
+        what Pull handlers send. Encoded outside the lock; versions come from Redis."""
+        if not todo:
+            return
+        staged = {
+            name: current.then(0, change.upserts, change.removed)
+            for name, (current, change) in todo.items()
+        }
+        versions = self.store.write_many(
+            {
+                name: OutputWrite(encoded, todo[name][1].removed, todo[name][0].version == 0)
+                for name, (_, encoded) in staged.items()
+            }
+        )
+        now = self.clock()
+        with self.lock:
+            for name, (nxt, _) in staged.items():
+                c = self.clusters[name]
+                c.published = replace(nxt, version=versions[name], base=todo[name][0].version)
+                c.published_at = now
+            self.changed.notify_all()
+        for name, (nxt, _) in staged.items():
+            size = sum(len(b) for b in nxt.encoded.values())
+            self.metrics.snapshot_size(name, "outputs", len(nxt.objects), size)
+
+    def resync(self, *names: str) -> None:
+        """Send these clusters' agents their whole desired set again, at the version they
+        have: each applies it (rewriting only what differs) and ACKs. A hard refresh for
+        operators, and the relay bench's "full resync"."""
+        with self.lock:
+            for name in names:
+                self.clusters[name].resyncs += 1
+            self.changed.notify_all()
 
     def _write_reports(self, bundle: Bundle, session: Session) -> None:
         t = session.translation
         built = reports.build(bundle, t.workspace_of, session.diagnostics(), t.selected)
-        self.store.write_reports(
-            {(r.ref.kind, r.ref.namespace, r.ref.name): r.to_json() for r in built}
-        )
+        found = {(r.ref.kind, r.ref.namespace, r.ref.name): r.to_json() for r in built}
+        # Most reconciles (an agent's input delta, a one-policy edit) change no report.
+        if found != self._reports:
+            self.store.write_reports(found)
+            self._reports = found
 
     def run(self, stop: threading.Event, tick: float = 0.5) -> None:
         """The reconcile worker: reconcile whenever something changed; check the cache."""
@@ -276,15 +348,25 @@ class Fleet:
     def wire_version(self, version: int) -> str:
         return f"{self.generation}:{version}" if version else ""
 
-    def wait_for(self, cluster: str, known: str, timeout: float) -> Cluster | None:
-        """The cluster's state once its published version differs from `known`."""
+    def wait_for(
+        self, cluster: str, known: str, resyncs: int, timeout: float
+    ) -> tuple[Outputs, int] | None:
+        """The cluster's published outputs (and its resync count) once their version
+        differs from `known` or a resync was asked for since `resyncs`; None on timeout."""
         with self.lock:
             c = self._cluster(cluster)
-            if self.wire_version(c.version) in ("", known):
+
+            def due() -> bool:
+                version = self.wire_version(c.version)
+                return version != "" and (version != known or c.resyncs != resyncs)
+
+            if not due():
                 self.changed.wait(timeout)
-            if self.wire_version(c.version) in ("", known):
-                return None
-            return c
+            return (c.published, c.resyncs) if due() else None
+
+    def resyncs(self, cluster: str) -> int:
+        with self.lock:
+            return self._cluster(cluster).resyncs
 
     def acked(self, cluster: str, version: str, errors: Mapping[str, str]) -> None:
         """An agent's ACK (no errors) or NACK of an output version. A NACK leaves the
@@ -304,7 +386,7 @@ class Fleet:
                     errors[first],
                 )
             else:
-                c.applied = version
+                c.applied, c.acked_at = version, self.clock()
                 if c.published_at is not None and version == self.wire_version(c.version):
                     self.metrics.ack_latency(cluster, self.clock() - c.published_at)
         facts = {"applied": version, "errors": str(len(errors))}

@@ -33,9 +33,10 @@ import grpc
 
 from controller.relay import relay_pb2 as pb
 from controller.relay import wire
-from controller.server.fleet import Cluster, Fleet
+from controller.server.fleet import Fleet
+from controller.server.published import Outputs
 from controller.store import CacheLost, StoreError
-from gitops import discovery, plan
+from gitops import discovery
 
 log = logging.getLogger(__name__)
 
@@ -108,19 +109,21 @@ def _cache_lost(fleet: Fleet) -> None:
         log.warning("cache lost and Redis unavailable: %s", exc)
 
 
-def _responses(cluster: Cluster, fleet: Fleet, applied: str) -> Iterator[pb.OutputDelta]:
-    """Chunks bringing an agent from the version it has fully applied to the cluster's
-    published version: a delta only when that is exactly the version before (an agent that
-    NACKed, or has not yet ACKed, what it was sent gets the whole desired set)."""
-    version = fleet.wire_version(cluster.version)
-    if cluster.previous_version and applied == fleet.wire_version(cluster.previous_version):
-        changes = plan.delta(cluster.previous, cluster.outputs)
-        chunks = wire.patches(changes.upserts, changes.deletes)
-        full = False
+def _responses(
+    cluster: str, outputs: Outputs, fleet: Fleet, applied: str, *, resync: bool = False
+) -> Iterator[pb.OutputDelta]:
+    """Chunks bringing an agent from the version it has fully applied to `outputs`: a delta
+    only when that is exactly the version `outputs` was computed from (an agent that
+    NACKed, or has not yet ACKed, what it was sent gets the whole desired set). Built from
+    the wire JSON encoded at publish time, outside the fleet's lock."""
+    version = fleet.wire_version(outputs.version)
+    full = resync or not (outputs.base and applied == fleet.wire_version(outputs.base))
+    if full:
+        chunks = wire.encoded_patches(sorted(outputs.encoded.items()))
     else:
-        chunks = wire.patches(cluster.outputs[k] for k in sorted(cluster.outputs))
-        full = True
-    fleet.sent(cluster.name, full)
+        changed = ((oid, outputs.encoded[oid]) for oid in outputs.changed)
+        chunks = wire.encoded_patches(changed, outputs.removed)
+    fleet.sent(cluster, full)
     nonce = f"{version}/{time.monotonic_ns()}"
     chunk_list = list(chunks)
     for i, patch in enumerate(chunk_list):
@@ -138,6 +141,8 @@ def pull_handler(fleet: Fleet, wait: float = 1.0) -> object:
         fleet.pull_stream(cluster, True)
         agent = _Agent(first.version)
         sent = first.version
+        # A new stream needs no resend the fleet was asked for before it connected.
+        resyncs = fleet.resyncs(cluster)
         reader = threading.Thread(
             target=_read_agent,
             args=(fleet, cluster, agent, itertools.chain([first], requests)),
@@ -147,13 +152,13 @@ def pull_handler(fleet: Fleet, wait: float = 1.0) -> object:
         reader.start()
         try:
             while context.is_active() and not agent.ended.is_set():
-                state = fleet.wait_for(cluster, sent, wait)
-                if state is None:
+                found = fleet.wait_for(cluster, sent, resyncs, wait)
+                if found is None:
                     continue
-                with fleet.lock:
-                    chunks = list(_responses(state, fleet, agent.known()))
-                    sent = fleet.wire_version(state.version)
-                yield from chunks
+                state, seen = found
+                resync = seen != resyncs and fleet.wire_version(state.version) == sent
+                sent, resyncs = fleet.wire_version(state.version), seen
+                yield from _responses(cluster, state, fleet, agent.known(), resync=resync)
         finally:
             fleet.pull_stream(cluster, False)
 

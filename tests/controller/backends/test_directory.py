@@ -77,6 +77,22 @@ def test_apply_writes_one_deterministic_file_per_object(backend: DirectoryBacken
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp files
 
 
+def test_a_repeated_full_apply_rewrites_only_what_differs(backend: DirectoryBackend) -> None:
+    vs = istio("VirtualService", "reviews", {"hosts": ["reviews"]})
+    dr = istio("DestinationRule", "reviews", {"host": "reviews"})
+    backend.apply(full([vs, dr], backend.inventory()))
+    files = {p.name: p for p in backend.root.rglob("*.yaml") if p.name[0] in "VD"}
+    before = {name: p.stat().st_ino for name, p in files.items()}
+    changed = istio("VirtualService", "reviews", {"hosts": ["reviews", "reviews.global"]})
+    result = backend.apply(full([changed, dr], backend.inventory()))
+    after = {name: p.stat().st_ino for name, p in files.items()}
+    assert set(result.applied) == {ObjectId.of(changed), ObjectId.of(dr)}
+    # The DestinationRule file is the same file (not rewritten); the VirtualService is new.
+    assert after["DestinationRule.reviews.yaml"] == before["DestinationRule.reviews.yaml"]
+    assert after["VirtualService.reviews.yaml"] != before["VirtualService.reviews.yaml"]
+    assert "reviews.global" in files["VirtualService.reviews.yaml"].read_text()
+
+
 def test_apply_refuses_names_that_would_leave_the_folder(backend: DirectoryBackend) -> None:
     evil = istio("VirtualService", "../../escape", {})
     result = backend.apply(ChangeSet((evil, VS)))

@@ -50,6 +50,26 @@ def test_two_agents_register_push_inputs_and_apply_their_outputs(
     assert {b"cluster1~~v1~Service", b"cluster2~apps~v1~Deployment"} <= keys
 
 
+def test_a_resync_resends_the_whole_set_and_rewrites_nothing_unchanged(
+    install: Installation,
+) -> None:
+    server = install.start_server()
+    for cluster in CLUSTERS:
+        install.start_agent(cluster)
+    install.wait_synced()
+    root = install.cluster_dir("cluster1")
+    files = owned_files(root)
+    before = inodes(root, files)
+    c = server.fleet.clusters["cluster1"]
+    sent, version, acked = c.sent_full, c.version, c.acked_at or 0.0
+    server.fleet.resync("cluster1")
+    wait_until(lambda: (c.acked_at or 0.0) > acked, what="the resync ACKed")
+    # The whole set went out again at the same version, and nothing needed rewriting.
+    assert c.sent_full == sent + 1 and c.version == version
+    assert server.fleet.clusters["cluster2"].sent_full == 1
+    assert inodes(root, files) == before
+
+
 def _retries(doc: dict) -> list[int]:
     return [
         route["retries"]["attempts"]

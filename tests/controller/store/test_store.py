@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 import redis
 
-from controller.store import CacheLost, Store, StoreError, connect, retrying_for
+from controller.store import (
+    CacheLost,
+    OutputWrite,
+    Store,
+    StoreError,
+    connect,
+    retrying_for,
+)
 from controller.store.keys import DIFF_STREAM, KEY_SET
 from controller.store.transactions import encode, text
 from gitops.helm.models import Redis, RedisConnection
@@ -294,6 +301,29 @@ def test_an_output_delta_writes_only_what_changed(store: Store, redis_server: Re
     published = store.outputs("c1")
     assert [o["metadata"]["name"] for o in published.objects] == ["y", "z"]
     assert published.objects[0]["spec"] == {"ports": [{"port": 81}]}
+
+
+def test_publishes_to_many_clusters_are_one_transaction(
+    store: Store, redis_server: RedisServer
+) -> None:
+    a, b = service("a", "x"), service("a", "y")
+    store.publish_outputs("c1", [a])
+    client = redis_server.client()
+    try:
+        client.config_resetstat()
+        versions = store.write_many(
+            {
+                "c1": OutputWrite({ObjectId.of(b): encode(b)}, [ObjectId.of(a)]),
+                "c2": OutputWrite({ObjectId.of(a): encode(a)}, replace=True),
+            }
+        )
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    assert versions == {"c1": 2, "c2": 1}
+    assert stats["cmdstat_exec"]["calls"] == 1
+    assert [o["metadata"]["name"] for o in store.outputs("c1").objects] == ["y"]
+    assert [o["metadata"]["name"] for o in store.outputs("c2").objects] == ["x"]
 
 
 def test_reports_replace_the_whole_set(store: Store, redis_server: RedisServer) -> None:
