@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from controller import batch
+from controller.cli_runtime import values_option
 from controller.sources import SourceError, open_source
 from controller.sources.snapshots import read_snapshot_dir
 from gitops import install as install_manifests
@@ -166,14 +167,7 @@ def install_group() -> None:
 
 
 @install_group.command("render")
-@click.option(
-    "--values",
-    "values_files",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Helm values file; repeat to merge several (later files win).",
-)
+@values_option
 @click.option(
     "-o",
     "--output",

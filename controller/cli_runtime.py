@@ -18,11 +18,7 @@ from typing import Any
 
 import click
 
-from controller.agent.runner import Agent, AgentError
-from controller.backends import ClusterBackend
 from controller.secrets import SecretError, SecretsDir
-from controller.server.app import ServeError, Server
-from controller.store import StoreError
 from gitops import names
 from gitops.helm import validation
 from gitops.helm.models import Values
@@ -86,7 +82,7 @@ def _wait_for_signal(on_hup: Any = None) -> None:
     done.wait()
 
 
-_values_option = click.option(
+values_option = click.option(
     "--values",
     "values_files",
     multiple=True,
@@ -115,7 +111,7 @@ _log_option = click.option(
 
 
 @click.command()
-@_values_option
+@values_option
 @_secrets_option
 @_data_option
 @_log_option
@@ -133,6 +129,11 @@ def serve(
     cache_dir: Path | None,
 ) -> None:
     """Run the management server: relay, snapshot cache, translation, endpoints."""
+    # Imported here: the server's stack (gRPC, Redis, uvicorn) is not needed by the other
+    # commands, and an agent process should not carry it (about 30 MB each).
+    from controller.server.app import ServeError, Server
+    from controller.store import StoreError
+
     _logging(log_level)
     values = load_values(values_files)
     directory = _data_dir(data_dir, values)
@@ -154,7 +155,7 @@ def serve(
 
 
 @click.command()
-@_values_option
+@values_option
 @_secrets_option
 @_data_option
 @_log_option
@@ -178,6 +179,8 @@ def agent(
     directory: Path | None,
 ) -> None:
     """Run a workload cluster's agent: discover, push, pull, apply, prune, report drift."""
+    from controller.agent.runner import Agent, AgentError
+
     _logging(log_level)
     if problem := names.cluster_name_problem(cluster):
         raise click.BadParameter(problem, param_hint="--cluster")
@@ -205,7 +208,7 @@ def _backend(
     kubeconfig: Path | None,
     kube_context: str | None,
     state: Path,
-) -> ClusterBackend:
+) -> Any:
     if directory is not None:
         from controller.backends.directory import DirectoryBackend
 

@@ -144,12 +144,7 @@ class DirectoryBackend:
 
     def apply(self, changes: ChangeSet) -> ApplyResult:
         upserts, deletes = apply_order(changes)
-        recorded = self._inventory.load()
-        # Write-ahead: record what is about to be written before writing any of it, so an
-        # agent killed mid-apply still owns (and can later prune) what it wrote. Recording
-        # an object that never got written is harmless: prune finds nothing to delete.
-        recorded |= _ids(upserts)
-        self._inventory.save(recorded)
+        recorded = self._inventory.write_ahead(upserts)
         applied: list[ObjectId] = []
         errors: dict[ObjectId, str] = {}
         skipped: dict[ObjectId, str] = {}
@@ -349,16 +344,6 @@ class _Handler(FileSystemEventHandler):
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if path:
                 self.backend.schedule(path if isinstance(path, str) else path.decode())
-
-
-def _ids(objects: list[dict[str, Any]]) -> set[ObjectId]:
-    found = set()
-    for obj in objects:
-        try:
-            found.add(ObjectId.of(obj))
-        except ValueError:
-            continue  # refused (and logged) by the apply loop
-    return found
 
 
 def _holds(path: Path, data: bytes) -> bool:

@@ -56,6 +56,19 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
 class Inventory:
     """The recorded set of owned objects of one cluster, in an agent's state directory."""
 
+    def write_ahead(self, upserts: Iterable[Mapping[str, Any]]) -> set[ObjectId]:
+        """Record what an apply is about to write before it writes any of it, so an agent
+        killed mid-apply still owns (and can later prune) what it wrote; returns the record.
+        Recording an object that never got written is harmless: prune finds nothing."""
+        recorded = self.load()
+        for obj in upserts:
+            try:
+                recorded.add(ObjectId.of(obj))
+            except ValueError:
+                continue  # refused (and logged) by the apply loop
+        self.save(recorded)
+        return recorded
+
     def __init__(self, state_dir: Path, cluster: str) -> None:
         self.cluster = cluster
         self.path = state_dir / f"inventory-{cluster}.json"

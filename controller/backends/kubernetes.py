@@ -182,12 +182,7 @@ class KubernetesBackend:
 
     def apply(self, changes: ChangeSet) -> ApplyResult:
         upserts, deletes = apply_order(changes)
-        recorded = self._inventory.load()
-        # Write-ahead: record what is about to be written before writing any of it, so an
-        # agent killed mid-apply still owns (and can later prune) what it wrote. Recording
-        # an object that never got written is harmless: prune finds nothing to delete.
-        recorded |= _ids(upserts)
-        self._inventory.save(recorded)
+        recorded = self._inventory.write_ahead(upserts)
         applied: list[ObjectId] = []
         errors: dict[ObjectId, str] = {}
         desired: set[ObjectId] = set()
@@ -367,13 +362,3 @@ class KubernetesBackend:
             informer.stop()
         for informer in informers:
             informer.join(timeout=10)
-
-
-def _ids(objects: list[dict[str, Any]]) -> set[ObjectId]:
-    found = set()
-    for obj in objects:
-        try:
-            found.add(ObjectId.of(obj))
-        except ValueError:
-            continue  # refused (and logged) by the apply loop
-    return found

@@ -415,8 +415,11 @@ class Fleet:
     def drifted(self, cluster: str, items: Iterable[tuple[ObjectId, str]]) -> None:
         found = list(items)
         with self.lock:
-            self._cluster(cluster).drift = len(found)
-        self.store.record_agent(cluster, {"drift": str(len(found))})
+            c = self._cluster(cluster)
+            changed, c.drift = c.drift != len(found), len(found)
+        # Every agent message carries its drift list; Redis hears only of changes.
+        if changed:
+            self.store.record_agent(cluster, {"drift": str(len(found))})
 
     def pull_stream(self, cluster: str, connected: bool) -> None:
         with self.lock:

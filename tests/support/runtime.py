@@ -198,6 +198,14 @@ class Installation:
         c = fleet.clusters.get(cluster)
         return bool(c and c.version and c.applied == fleet.wire_version(c.version))
 
+    def start_synced(self) -> Server:
+        """Start the server and an in-process agent per cluster; wait until all synced."""
+        server = self.start_server()
+        for cluster in CLUSTERS:
+            self.start_agent(cluster)
+        self.wait_synced()
+        return server
+
     def wait_synced(self, *clusters: str, timeout: float = 20.0) -> None:
         for cluster in clusters or CLUSTERS:
             wait_until(lambda c=cluster: self.synced(c), timeout, f"{cluster} synced")

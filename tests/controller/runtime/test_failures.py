@@ -36,10 +36,7 @@ def _snapshot(install: Installation) -> dict[str, bytes]:
 def test_redis_lost_under_connected_agents_deletes_nothing_and_warms_again(
     install: Installation, redis: RedisServer
 ) -> None:
-    server = install.start_server()
-    for cluster in CLUSTERS:
-        install.start_agent(cluster)
-    install.wait_synced()
+    server = install.start_synced()
     fleet = server.fleet
     before = _snapshot(install)
     generation = fleet.generation

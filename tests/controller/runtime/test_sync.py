@@ -28,10 +28,7 @@ RETRIES = "bookinfo/policies/retry-timeout.yaml"
 def test_two_agents_register_push_inputs_and_apply_their_outputs(
     install: Installation, redis: RedisServer
 ) -> None:
-    server = install.start_server()
-    for cluster in CLUSTERS:
-        install.start_agent(cluster)
-    install.wait_synced()
+    server = install.start_synced()
     # Each agent registered: it holds a certificate the server issued for its own name.
     for cluster in CLUSTERS:
         chain = install.agent_secrets(cluster).read("relay-client-tls-secret", "tls.crt")
@@ -53,10 +50,7 @@ def test_two_agents_register_push_inputs_and_apply_their_outputs(
 def test_a_resync_resends_the_whole_set_and_rewrites_nothing_unchanged(
     install: Installation,
 ) -> None:
-    server = install.start_server()
-    for cluster in CLUSTERS:
-        install.start_agent(cluster)
-    install.wait_synced()
+    server = install.start_synced()
     root = install.cluster_dir("cluster1")
     files = owned_files(root)
     before = inodes(root, files)
@@ -79,10 +73,7 @@ def _retries(doc: dict) -> list[int]:
 
 
 def test_a_config_change_reaches_both_agents_as_a_delta(install: Installation) -> None:
-    server = install.start_server()
-    for cluster in CLUSTERS:
-        install.start_agent(cluster)
-    install.wait_synced()
+    server = install.start_synced()
     before = {c: owned_files(install.cluster_dir(c)) for c in CLUSTERS}
     retried = {c: sorted(rel for rel, doc in before[c].items() if _retries(doc)) for c in CLUSTERS}
     assert all(retried.values()), "the example config retries some routes in every cluster"
