@@ -39,6 +39,7 @@ from controller.backends import (
     InputsCallback,
     Unavailable,
 )
+from controller.backends.debounce import Debouncer
 from controller.backends.inventory import Inventory, atomic_write, prune_refusal
 from controller.sources.directory import SourceError, read_entries
 from gitops import parsing, rendering
@@ -105,7 +106,7 @@ class DirectoryBackend:
         self._on_inputs: InputsCallback | None = None
         self._on_drift: DriftCallback | None = None
         self._observer: Any = None  # watchdog's Observer is a platform-chosen class
-        self._timers: dict[str, threading.Timer] = {}
+        self._settle: Debouncer | None = None
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -240,6 +241,7 @@ class DirectoryBackend:
         with self._lock:
             if self._observer is not None:
                 return
+            self._settle = Debouncer(SETTLE_SECONDS, self.on_path, f"settle-{self.cluster}")
             observer = Observer()
             observer.schedule(_Handler(self), str(self.root), recursive=True)
             observer.daemon = True
@@ -253,9 +255,9 @@ class DirectoryBackend:
             observer.stop()
             observer.join(timeout=10)
         with self._lock:
-            timers, self._timers = list(self._timers.values()), {}
-        for timer in timers:
-            timer.cancel()
+            settle, self._settle = self._settle, None
+        if settle is not None:
+            settle.close()
 
     def schedule(self, path: str) -> None:
         """Handle `path` once its events have been quiet for `SETTLE_SECONDS`.
@@ -264,23 +266,9 @@ class DirectoryBackend:
         report every object of the file as removed and then added again.
         """
         with self._lock:
-            if self._observer is None:
-                return
-            previous = self._timers.get(path)
-            timer = threading.Timer(SETTLE_SECONDS, self._settled, (path,))
-            timer.daemon = True
-            self._timers[path] = timer
-        if previous is not None:
-            previous.cancel()
-        timer.start()
-
-    def _settled(self, path: str) -> None:
-        with self._lock:
-            self._timers.pop(path, None)
-        try:
-            self.on_path(path)
-        except Exception:  # a failing callback must not stop later reports
-            log.exception("%s: handling %s failed", self.cluster, path)
+            settle = self._settle if self._observer is not None else None
+        if settle is not None:
+            settle.touch(path)
 
     def on_path(self, path: str) -> None:
         """A file changed, appeared or vanished (called on the observer's thread)."""

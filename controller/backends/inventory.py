@@ -72,9 +72,27 @@ class Inventory:
     def __init__(self, state_dir: Path, cluster: str) -> None:
         self.cluster = cluster
         self.path = state_dir / f"inventory-{cluster}.json"
+        #: What this process last read or wrote, and the file's stat then: an apply that
+        #: adds nothing new (most do) reads nothing and writes nothing, while a file
+        #: changed or lost behind our back is still read again.
+        self._known: frozenset[ObjectId] | None = None
+        self._stamp: tuple[int, int, int] | None = None
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def load(self) -> set[ObjectId]:
         """The recorded ids; empty (so nothing is pruned) when the file is missing or bad."""
+        stamp = self._stat()
+        if self._known is None or stamp != self._stamp:
+            self._known, self._stamp = frozenset(self._read()), stamp
+        return set(self._known)
+
+    def _read(self) -> set[ObjectId]:
         try:
             raw = json.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -91,12 +109,16 @@ class Inventory:
             return set()
 
     def save(self, ids: Iterable[ObjectId]) -> None:
+        wanted = frozenset(ids)
+        if wanted == self._known and self._stat() == self._stamp:
+            return
         doc = {
             "version": _FORMAT_VERSION,
             "cluster": self.cluster,
             "objects": [oid._asdict() for oid in sorted(set(ids))],
         }
         atomic_write(self.path, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
+        self._known, self._stamp = wanted, self._stat()
 
 
 def _id_fields(item: Any) -> dict[str, str]:
