@@ -107,6 +107,8 @@ class DirectoryBackend:
         self._on_drift: DriftCallback | None = None
         self._observer: Any = None  # watchdog's Observer is a platform-chosen class
         self._settle: Debouncer | None = None
+        #: Relative path -> (the object we last wrote there, the file's stat right after).
+        self._last: dict[str, tuple[Mapping[str, Any], tuple[int, int, int] | None]] = {}
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -158,14 +160,23 @@ class DirectoryBackend:
             except ValueError as err:
                 log.error("%s: refusing an output: %s", self.cluster, err)
                 continue
+            path = self.root / rel
+            with self._lock:
+                last = self._last.get(rel)
+            if last is not None and last[0] == obj and last[1] == _stamp(path):
+                # The same object as we last wrote, and the file untouched since: nothing to
+                # render or read (a full resync of an unchanged cluster costs a stat per file).
+                applied.append(oid)
+                continue
             data = rendering.dump(obj).encode()
             digest = hashlib.sha256(data).hexdigest()
-            if _holds(self.root / rel, data):
+            if _holds(path, data):
                 # Already these bytes: nothing to write (a full resync of an unchanged cluster
                 # writes no file). Recorded as ours, so a later edit is drift.
                 with self._lock:
                     self._written[rel] = (digest, oid)
                     self._reported.pop(rel, None)
+                    self._last[rel] = (obj, _stamp(path))
                 applied.append(oid)
                 continue
             try:
@@ -175,10 +186,12 @@ class DirectoryBackend:
                     self._reported.pop(rel, None)
                 # Not fsynced: a folder cluster must survive a killed agent (the rename is
                 # atomic), not a power cut; the inventory, which prune trusts, is fsynced.
-                atomic_write(self.root / rel, data, durable=False)
+                atomic_write(path, data, durable=False)
             except OSError as err:
                 errors[oid] = f"cannot write {rel}: {err.strerror or err}"
                 continue
+            with self._lock:
+                self._last[rel] = (obj, _stamp(path))
             applied.append(oid)
         recorded |= set(applied)
         self._inventory.save(recorded)
@@ -218,6 +231,7 @@ class DirectoryBackend:
             return reason
         with self._lock:
             self._written.pop(rel, None)
+            self._last.pop(rel, None)
             self._reported.pop(rel, None)
         path.unlink(missing_ok=True)
         return None
@@ -339,3 +353,12 @@ def _holds(path: Path, data: bytes) -> bool:
         return path.stat().st_size == len(data) and path.read_bytes() == data
     except OSError:
         return False
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Inode, modification time and size: any write by anyone changes at least one."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

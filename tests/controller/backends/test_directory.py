@@ -91,6 +91,11 @@ def test_a_repeated_full_apply_rewrites_only_what_differs(backend: DirectoryBack
     assert after["DestinationRule.reviews.yaml"] == before["DestinationRule.reviews.yaml"]
     assert after["VirtualService.reviews.yaml"] != before["VirtualService.reviews.yaml"]
     assert "reviews.global" in files["VirtualService.reviews.yaml"].read_text()
+    # Someone edits a file: the same desired object is written again, not skipped.
+    path = files["DestinationRule.reviews.yaml"]
+    path.write_text(path.read_text().replace("host: reviews", "host: hacked"))
+    backend.apply(full([changed, dr], backend.inventory()))
+    assert path.read_text() == rendering.dump(dr)
 
 
 def test_apply_refuses_names_that_would_leave_the_folder(backend: DirectoryBackend) -> None:
