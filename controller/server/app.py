@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,9 @@ from controller.relay.service import RelayService
 from controller.secrets import SecretsDir
 from controller.server import http, listeners
 from controller.server.fleet import Fleet
+from controller.server.fleet_view import FleetView
 from controller.server.metrics import Metrics
 from controller.server.streams import pull_handler, push_handler
-from controller.server.view import ClusterState, SafeModeState
 from controller.sources import SourceError, open_source
 from controller.store import LocalRedis, Store, connect, retrying_for
 from gitops import loading
@@ -45,25 +44,6 @@ RELAY_WORKERS = 1024
 
 class ServeError(Exception):
     """The server cannot start; the message says what to fix."""
-
-
-@dataclass
-class FleetView:
-    """The HTTP endpoints' view of the fleet (`controller.server.view.ServerView`)."""
-
-    fleet: Fleet
-
-    def redis_ok(self) -> bool:
-        return self.fleet.redis_ok()
-
-    def safe_mode(self) -> SafeModeState:
-        return self.fleet.safe_mode()
-
-    def clusters(self) -> list[ClusterState]:
-        return self.fleet.cluster_states()
-
-    def config_revision(self) -> str | None:
-        return self.fleet.config_revision()
 
 
 class Server:

@@ -6,8 +6,8 @@
 (`gitops.translate.incremental.Session`), keeps the last good outputs of what a commit
 could not state (`gitops.last_good`), and publishes each changed cluster to Redis
 (`controller.store`); Pull handlers wait on `wait_for` and stream what changed
-(`controller/server/streams.py`). It also answers the HTTP endpoints' questions
-(`controller.server.view.ServerView`).
+(`controller/server/streams.py`). `controller/server/fleet_view.py` reads it for the HTTP
+endpoints.
 
 Threads: relay handlers run in gRPC's pool, reconciles in one worker (`run`). One lock
 guards the state; Redis calls that block for long (full snapshot writes) happen outside it.
@@ -29,7 +29,6 @@ from typing import Any
 
 from controller.server.metrics import Metrics
 from controller.server.published import Change, Outputs, full_change, partial_change
-from controller.server.view import ClusterState, SafeModeState
 from controller.store import CacheLost, OutputWrite, Store
 from gitops import discovery, last_good, reports, safemode
 from gitops.bundle import Bundle
@@ -425,41 +424,6 @@ class Fleet:
         with self.lock:
             self._cluster(cluster).pull_streams += 1 if connected else -1
         self.metrics.agent_connected(cluster, "pull", connected)
-
-    # -- ServerView ---------------------------------------------------------------------------
-
-    def redis_ok(self) -> bool:
-        return self.redis_up
-
-    def safe_mode(self) -> SafeModeState:
-        g = self.gate
-        return SafeModeState(g.active, g.awaited, g.window_expires, g.reason)
-
-    def cluster_states(self) -> list[ClusterState]:
-        with self.lock:
-            names = set(self.clusters)
-            if self.bundle is not None:
-                names |= {o.name for o in self.bundle.of_kind("KubernetesCluster")}
-            out = []
-            for name in sorted(names):
-                c = self.clusters.get(name) or Cluster(name)
-                applied = c.applied.rpartition(":")[2] if c.applied else ""
-                out.append(
-                    ClusterState(
-                        name=name,
-                        connected=c.push_streams > 0 or c.pull_streams > 0,
-                        last_snapshot=c.last_snapshot,
-                        output_version=c.version or None,
-                        applied_version=int(applied) if applied.isdigit() else None,
-                        drift=c.drift,
-                        awaited=name in self.gate.awaited and self.gate.active,
-                        pushes_frozen=name in self.gate.awaited and not self.gate.active,
-                    )
-                )
-            return out
-
-    def config_revision(self) -> str | None:
-        return self.bundle.revision if self.bundle is not None else None
 
     def _cluster(self, name: str) -> Cluster:
         c = self.clusters.get(name)

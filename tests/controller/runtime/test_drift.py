@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.server.fleet_view import FleetView
 from tests.support.runtime import Installation, commit, owned_files, wait_until
 
 RETRIES = "bookinfo/policies/retry-timeout.yaml"
@@ -29,7 +30,7 @@ def _api_cluster(install: Installation, name: str) -> dict[str, Any]:
 
 
 def _drift(install: Installation, name: str) -> int:
-    (state,) = [s for s in install.running.fleet.cluster_states() if s.name == name]
+    (state,) = [s for s in FleetView(install.running.fleet).clusters() if s.name == name]
     return state.drift
 
 

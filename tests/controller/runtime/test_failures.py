@@ -13,6 +13,7 @@ import random
 
 import httpx
 
+from controller.server.fleet_view import FleetView
 from tests.support.redis_server import RedisServer
 from tests.support.runtime import CLUSTERS, DeletionWatch, Installation, inodes, wait_until
 
@@ -45,25 +46,29 @@ def test_redis_lost_under_connected_agents_deletes_nothing_and_warms_again(
 
     with DeletionWatch(dirs) as watch:
         redis.kill()
-        wait_until(lambda: not fleet.redis_ok(), what="the server to notice Redis is down")
+        wait_until(
+            lambda: not FleetView(fleet).redis_ok(), what="the server to notice Redis is down"
+        )
         assert _readyz(install) == 503
         # cluster2's agent goes away while Redis is down: its applied config stays, and the
         # server, once Redis is back and empty, waits for it (safe mode).
         install.stop_agent("cluster2")
         redis.restart()
         wait_until(lambda: fleet.generation != generation, what="a new cache generation")
-        wait_until(lambda: fleet.safe_mode().awaited == ("cluster2",), what="cluster2 awaited")
-        assert fleet.safe_mode().active
+        wait_until(
+            lambda: FleetView(fleet).safe_mode().awaited == ("cluster2",), what="cluster2 awaited"
+        )
+        assert FleetView(fleet).safe_mode().active
         assert _readyz(install) == 503
         # cluster1's agent reconnected and pushed a full snapshot into the new cache.
         wait_until(lambda: fleet.clusters["cluster1"].complete, what="cluster1 pushed again")
-        assert [s.awaited for s in fleet.cluster_states()] == [False, True]
+        assert [s.awaited for s in FleetView(fleet).clusters()] == [False, True]
         # Nothing is translated or published from half the fleet.
         assert all(fleet.clusters[c].version == 0 for c in CLUSTERS)
         assert _snapshot(install) == before
 
         install.start_agent("cluster2")
-        wait_until(lambda: not fleet.safe_mode().active, what="safe mode to end")
+        wait_until(lambda: not FleetView(fleet).safe_mode().active, what="safe mode to end")
         install.wait_synced()
         assert _readyz(install) == 200
         assert watch.samples > 10
@@ -101,12 +106,12 @@ def test_restarted_server_finds_agents_current_and_sends_them_nothing(
         assert fleet.generation == old.generation
         for cluster in CLUSTERS:
             wait_until(
-                lambda c=cluster: fleet.cluster_states()[CLUSTERS.index(c)].connected,
+                lambda c=cluster: FleetView(fleet).clusters()[CLUSTERS.index(c)].connected,
                 what=f"{cluster} reconnected",
             )
             wait_until(lambda c=cluster: fleet.clusters[c].complete, what=f"{cluster} pushed")
         install.wait_synced()
-        assert not fleet.safe_mode().active
+        assert not FleetView(fleet).safe_mode().active
     assert watch.vanished == set()
     for cluster in CLUSTERS:
         c = fleet.clusters[cluster]
