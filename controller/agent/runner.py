@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 REGISTRATION_PORT = 9901
 #: Renewal jitter: up to this fraction of the lifetime earlier than the grace point.
 RENEW_JITTER = 0.02
+#: Seconds between two renewals at the least.
+MIN_RENEW_INTERVAL = 1.0
 
 
 class AgentError(Exception):
@@ -148,7 +150,8 @@ class Agent:
         ratio = self.values.gitops.relay.renew_grace_ratio
         while not self.stop_event.is_set():
             at = enroll.renew_at(self._chain, ratio, jitter=RENEW_JITTER, now=datetime.now(UTC))
-            delay = max(0.0, (at - datetime.now(UTC)).total_seconds())
+            # At least a second apart, whatever a certificate says: never a renewal storm.
+            delay = max(MIN_RENEW_INTERVAL, (at - datetime.now(UTC)).total_seconds())
             if self.stop_event.wait(delay):
                 return
             try:

@@ -136,7 +136,10 @@ def renew_at(
     do not all renew in the same second. Never before `now` (a past time means renew now).
     """
     leaf = pki.certificates(chain_pem)[0]
-    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    # Our certificates start CLOCK_SKEW before they were issued (for clocks behind the
+    # server's); the lifetime the ratio applies to is the one asked for.
+    span = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    lifetime = span - pki.CLOCK_SKEW if span > pki.CLOCK_SKEW else span
     spread = (rng or random.Random()).uniform(0, jitter)
     return max(now, leaf.not_valid_after_utc - lifetime * (ratio + spread))
 

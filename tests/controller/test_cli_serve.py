@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.runtime import config_repo, wait_until
+from tests.support.runtime import commit, config_repo, wait_until
 
 GITOPS = Path(sys.executable).parent / "gitops"
 
@@ -24,7 +24,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
     secrets = tmp_path / "secrets"
     assert run("pki", "init", "--out", str(secrets)).returncode == 0
     repo = config_repo(tmp_path / "repo")
@@ -38,7 +38,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
         [str(GITOPS), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        yield process, data
+        yield process, data, repo
     finally:
         if process.poll() is None:
             process.kill()
@@ -47,9 +47,9 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
 
 
 def test_serve_writes_its_ports_reports_safe_mode_and_stops_on_sigterm(
-    served: tuple[subprocess.Popen[str], Path],
+    served: tuple[subprocess.Popen[str], Path, Path],
 ) -> None:
-    process, data = served
+    process, data, _ = served
     ports_file = data / "ports.json"
     wait_until(ports_file.exists, what="ports.json")
     ports = json.loads(ports_file.read_text())
@@ -74,6 +74,22 @@ def test_serve_writes_its_ports_reports_safe_mode_and_stops_on_sigterm(
     assert "listening" in stderr
     # The built-in Redis went away with the server.
     assert not (data / "redis" / "redis.sock").exists()
+
+
+def test_sighup_reads_the_config_repository_again(
+    served: tuple[subprocess.Popen[str], Path, Path],
+) -> None:
+    process, data, repo = served
+    ports_file = data / "ports.json"
+    wait_until(ports_file.exists, what="ports.json")
+    api = f"http://127.0.0.1:{json.loads(ports_file.read_text())['api']}/api/clusters"
+    with httpx.Client(timeout=10) as http:
+        first = http.get(api).json()["revision"]
+        head = commit(repo, "a note", {"NOTES.md": "hello\n"})
+        assert head != first
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: http.get(api).json()["revision"] == head, what="the new revision")
+    assert process.poll() is None  # SIGHUP reloads; it does not stop the server
 
 
 def test_serve_refuses_unknown_values_keys_with_the_key_path(tmp_path: Path) -> None:

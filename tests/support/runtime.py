@@ -256,12 +256,12 @@ class Installation:
                 target.write_bytes(self.secrets.read(secret, key))
         return SecretsDir(path)
 
-    def start_agent(self, cluster: str) -> Agent:
+    def start_agent(self, cluster: str, raw_values: dict[str, Any] | None = None) -> Agent:
+        """An in-process agent; `raw_values` replaces `agent_values_raw(cluster)`."""
         state = self.base / "agent-state" / cluster
         backend = DirectoryBackend(cluster, self.cluster_dir(cluster), state)
-        agent = Agent(
-            cluster, self.agent_values(cluster), self.agent_secrets(cluster), backend, state
-        )
+        values = Values.model_validate(raw_values or self.agent_values_raw(cluster))
+        agent = Agent(cluster, values, self.agent_secrets(cluster), backend, state)
         agent.start()
         self.agents[cluster] = agent
         return agent

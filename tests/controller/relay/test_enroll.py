@@ -104,7 +104,8 @@ def test_renew_at_is_the_grace_period_before_expiry_minus_jitter(mgmt: Pki) -> N
     issued = datetime(2031, 1, 1, tzinfo=UTC)
     _, chain = mgmt.client("cluster1", now=issued, days=100)
     expires = pki.not_after(chain)
-    lifetime = expires - (issued - pki.CLOCK_SKEW)
+    # The ratio applies to the lifetime asked for, not to the CLOCK_SKEW backdating.
+    lifetime = expires - issued
     assert enroll.renew_at(chain, 0.1, jitter=0.0, now=issued) == expires - lifetime * 0.1
     times = {
         enroll.renew_at(chain, 0.1, jitter=0.05, now=issued, rng=random.Random(seed))
@@ -115,3 +116,9 @@ def test_renew_at_is_the_grace_period_before_expiry_minus_jitter(mgmt: Pki) -> N
     # Past the renewal time: renew now.
     late = expires - timedelta(hours=1)
     assert enroll.renew_at(chain, 0.1, jitter=0.05, now=late) == late
+    # A short lifetime is renewed at its grace point too, not at once.
+    _, csr = pki.new_key_and_csr("cluster1")
+    short = pki.issue_client(
+        mgmt.signer, csr, "cluster1", lifetime=timedelta(seconds=4), now=issued
+    )
+    assert enroll.renew_at(short, 0.5, jitter=0.0, now=issued) == issued + timedelta(seconds=2)
