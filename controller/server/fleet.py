@@ -212,6 +212,17 @@ class Fleet:
 
     # -- config and reconcile ---------------------------------------------------------------
 
+    def unregistered(self, cluster: str) -> str | None:
+        """Why a cluster may not stream (None: it may): a complete config without its
+        KubernetesCluster. An incomplete or missing config refuses no one."""
+        with self.lock:
+            bundle = self.bundle
+        if bundle is None or not bundle.complete:
+            return None
+        if any(o.name == cluster for o in bundle.of_kind("KubernetesCluster")):
+            return None
+        return f"no KubernetesCluster named {cluster!r} in the config"
+
     def set_config(self, bundle: Bundle) -> None:
         with self.lock:
             self.bundle = bundle

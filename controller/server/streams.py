@@ -47,6 +47,8 @@ def push_handler(fleet: Fleet) -> object:
     def handle(
         cluster: str, requests: Iterator[pb.InputDelta], context: grpc.ServicerContext
     ) -> Iterator[pb.PushAck]:
+        if reason := fleet.unregistered(cluster):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
         cancel = context.cancel
         fleet.push_stream(cluster, cancel, True)
         try:
@@ -135,6 +137,9 @@ def pull_handler(fleet: Fleet, wait: float = 1.0) -> object:
     def handle(
         cluster: str, requests: Iterator[pb.PullRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.OutputDelta]:
+        # A certificate outlives its KubernetesCluster (no revocation): the config decides.
+        if reason := fleet.unregistered(cluster):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
         first = next(requests, None)
         if first is None:
             return

@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import grpc
 import pytest
 
 from controller.agent.runner import Agent
 from controller.backends.directory import DirectoryBackend
+from controller.relay import credentials, relay_pb2, relay_pb2_grpc
 from controller.relay.enroll import EnrollmentRefused
 from controller.secrets import SecretsDir
 from tests.support.redis_server import RedisServer
@@ -161,3 +163,23 @@ def test_an_agent_cannot_claim_another_cluster_nor_register_an_unknown_one(
     assert "cluster3" in refused.value.details()
     assert not (fresh / "relay-client-tls-secret").exists()
     assert not list(unknown.iterdir())
+
+
+def test_a_certificate_outliving_its_kubernetescluster_cannot_stream(
+    install: Installation,
+) -> None:
+    server = install.start_synced()
+    secrets = install.agent_secrets("cluster2")
+    key = secrets.read("relay-client-tls-secret", "tls.key")
+    chain = secrets.read("relay-client-tls-secret", "tls.crt")
+    root = secrets.read("relay-root-tls-secret", "ca.crt")
+    commit(install.repo, "retire cluster2", {"clusters/cluster2.yaml": None})
+    server.reload()
+    address = f"127.0.0.1:{server.ports['relay']}"
+    with credentials.relay_channel(address, root, key, chain, "localhost") as channel:
+        stub = relay_pb2_grpc.RelayStub(channel)
+        hello = relay_pb2.InputDelta(cluster="cluster2", nonce="1", full=True)
+        with pytest.raises(grpc.RpcError) as refused:
+            list(stub.Push(iter([hello]), timeout=10))
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "no KubernetesCluster named 'cluster2'" in (refused.value.details() or "")
