@@ -18,6 +18,7 @@ from gitops.helm.fields import SecretName, ValuesModel
 from gitops.models.base import Duration
 
 _S = 1_000_000_000
+_MS = 1_000_000
 
 #: Istio trust domains are DNS-like names (`cluster.local`, `cluster1.example.com`).
 _TRUST_DOMAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
@@ -156,6 +157,26 @@ class Relay(ValuesModel):
     registration_address: str | None = None
 
 
+def _coalesce(nanos: int) -> int:
+    # Zero would run one reconcile per delivery of a burst; a minute would make a
+    # webhook no faster than the poll it is meant to beat.
+    if not _MS * 10 <= nanos <= 60 * _S:
+        raise ValueError("coalesce must be between 10ms and 1m")
+    return nanos
+
+
+class Webhooks(ValuesModel):
+    """`gitops.webhooks`: push webhooks on the API listener (`POST /hooks/<provider>`)."""
+
+    #: Secret holding one key per enabled provider: `github`, `gitea` (HMAC secrets),
+    #: `gitlab`, `generic` (tokens). A provider without its key is not served (404).
+    secret_name: SecretName | None = None
+    #: Larger bodies are refused with 413 before they are read. Default 1 MiB.
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    #: Triggers arriving within this window start one reconcile. Default 1s.
+    coalesce: Annotated[Duration, AfterValidator(_coalesce)] = _S
+
+
 class Gitops(ValuesModel):
     """`gitops`: mesh-gitops' own settings."""
 
@@ -170,3 +191,4 @@ class Gitops(ValuesModel):
     status: Status = Status()
     previews: Previews = Previews()
     mesh: Mesh = Mesh()
+    webhooks: Webhooks = Webhooks()
