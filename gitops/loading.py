@@ -394,6 +394,16 @@ def _load_file(path: str, files: Mapping[str, bytes], config_cluster: str) -> Fi
     return loader.result(path)
 
 
+def _last_good(broken: FileLoad, known: FileLoad) -> FileLoad:
+    """A file that no longer parses keeps the objects it last defined (a broken commit
+    never deletes what a good one applied): its new bytes and its errors, its old objects.
+    A file deleted from the repository is gone; only a file that is there but unreadable
+    is frozen like this."""
+    return FileLoad(
+        broken.data, known.objects, broken.diagnostics, known.invalid, known.seen, broken=True
+    )
+
+
 def _assemble(
     loads: Mapping[str, FileLoad],
 ) -> tuple[list[ConfigObject[Any]], list[Diagnostic], set[ObjectRef]]:
@@ -428,7 +438,8 @@ def load(tree: Tree, previous: Bundle | None = None) -> Bundle:
 
     With `previous` (the bundle of an earlier tree), files whose bytes did not change are
     not parsed or validated again: their results are reused (the server reloads a commit
-    in the time it takes to read what changed).
+    in the time it takes to read what changed); a file that no longer parses keeps the
+    objects it defined in `previous` (it is still reported, and listed as unreadable).
     """
     include, exclude, diagnostics = _settings(*layout.settings_entry(tree))
     files = layout.split(tree, include, exclude)
@@ -442,11 +453,13 @@ def load(tree: Tree, previous: Bundle | None = None) -> Bundle:
     loads: dict[str, FileLoad] = {}
     for path, data in files.config.items():
         known = reusable.get(path)
-        loads[path] = (
-            known
-            if known is not None and (known.data is data or known.data == data)
-            else _load_file(path, files.config, helm.config_cluster)
-        )
+        if known is not None and (known.data is data or known.data == data):
+            loads[path] = known
+            continue
+        loaded = _load_file(path, files.config, helm.config_cluster)
+        if loaded.broken and known is not None:
+            loaded = _last_good(loaded, known)
+        loads[path] = loaded
     objects, found, invalid = _assemble(loads)
     diagnostics.extend(found)
     unreadable = set(files.unreadable) | helm.unreadable

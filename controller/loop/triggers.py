@@ -203,7 +203,10 @@ class LocalWatch:
             return False
         if rel.endswith(".lock"):
             return False  # git writes `<ref>.lock` and renames it over the ref
-        return rel in ("HEAD", "packed-refs") or rel.startswith("refs/")
+        # Not refs/notes/: the server's own commit statuses (git notes) land there.
+        return rel in ("HEAD", "packed-refs") or (
+            rel.startswith("refs/") and not rel.startswith("refs/notes/")
+        )
 
 
 class _Handler(FileSystemEventHandler):

@@ -27,6 +27,7 @@ from controller.secrets import SecretsDir
 from controller.server import http, listeners
 from controller.server.fleet import Fleet
 from controller.server.fleet_view import FleetView
+from controller.server.git_loop import GitLoop
 from controller.server.metrics import Metrics
 from controller.server.streams import pull_handler, push_handler
 from controller.sources import SourceError, open_source
@@ -66,6 +67,8 @@ class Server:
         self.worker: threading.Thread | None = None
         self.ports: dict[str, int] = {}
         self.bundle: Bundle | None = None
+        self.reload_lock = threading.Lock()
+        self.loop: GitLoop | None = None
 
     # -- start --------------------------------------------------------------------------------
 
@@ -103,13 +106,16 @@ class Server:
         self.ports["metrics"] = self.http.start(
             "metrics", http.metrics_app(self.metrics), listen.metrics
         )
-        self.ports["api"] = self.http.start("api", http.api_app(view), listen.api)
+        self.loop = GitLoop(self)
+        api = http.api_app(view, extra_routes=self.loop.routes())
+        self.ports["api"] = self.http.start("api", api, listen.api)
         listeners.write_ports(self.data_dir, self.ports)
         log.info("listening: %s", ", ".join(f"{k} {v}" for k, v in sorted(self.ports.items())))
         self.worker = threading.Thread(
             target=self.fleet.run, args=(self.stop_event,), name="reconcile", daemon=True
         )
         self.worker.start()
+        self.loop.start_statuses()
 
     def _store(self) -> Store:
         redis_values = self.values.redis
@@ -160,27 +166,35 @@ class Server:
 
     # -- config -------------------------------------------------------------------------------
 
-    def reload(self) -> None:
-        """Read the config repository again (start and SIGHUP). A failure keeps the last
-        config, so nothing is deleted because the repository could not be read."""
+    def reload(self) -> str | None:
+        """Read the config repository again (start, SIGHUP, and the Git loop's triggers);
+        returns the commit read. A failure keeps the last config, so nothing is deleted
+        because the repository could not be read; an unchanged commit changes nothing."""
         repo = self.values.gitops.repo
         if repo.url is None:
             raise ServeError("gitops.repo.url is not set: the server has no config repository")
-        try:
-            tree = open_source(repo.url, repo.ref, self.cache_dir)
-        except SourceError as exc:
-            if self.bundle is None:
-                raise ServeError(str(exc)) from None
-            log.error("config repository not read (keeping the last config): %s", exc)
-            return
-        self.bundle = loading.load(tree, previous=self.bundle)
-        log.info("config %s: %d objects", tree.revision or tree.origin, len(self.bundle.objects))
-        self.fleet.set_config(self.bundle)
+        with self.reload_lock:
+            try:
+                tree = open_source(repo.url, repo.ref, self.cache_dir)
+            except SourceError as exc:
+                if self.bundle is None:
+                    raise ServeError(str(exc)) from None
+                log.error("config repository not read (keeping the last config): %s", exc)
+                return self.bundle.revision
+            if self.bundle is not None and tree.revision and tree.revision == self.bundle.revision:
+                return tree.revision
+            self.bundle = loading.load(tree, previous=self.bundle)
+            shown = tree.revision or tree.origin
+            log.info("config %s: %d objects", shown, len(self.bundle.objects))
+            self.fleet.set_config(self.bundle)
+            return tree.revision
 
     # -- stop ---------------------------------------------------------------------------------
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.loop is not None:
+            self.loop.stop()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=1).wait()
         self.http.stop()

@@ -32,12 +32,22 @@ from controller.server.published import Change, Outputs, full_change, partial_ch
 from controller.store import CacheLost, OutputWrite, Store
 from gitops import discovery, last_good, reports, safemode
 from gitops.bundle import Bundle
+from gitops.diagnostics import Diagnostic
 from gitops.discovery import ClusterInputs
 from gitops.objects import ObjectId
 from gitops.translate.incremental import Session
 from gitops.translate.outputs import OutKey
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Translated:
+    """What the last translation said about its commit."""
+
+    revision: str | None
+    reports: tuple[reports.Report, ...]
+    diagnostics: tuple[Diagnostic, ...]
 
 
 @dataclass
@@ -56,6 +66,8 @@ class Cluster:
     needs_full: bool = True
     #: Asked-for resends of the whole set (`Fleet.resync`); Pull handlers watch it.
     resyncs: int = 0
+    #: The config commit the published version was translated from (statuses go there).
+    published_revision: str | None = None
     published_at: float | None = None
     applied: str | None = None
     acked_at: float | None = None
@@ -107,6 +119,8 @@ class Fleet:
         self._cancel_push: dict[str, list[Callable[[], None]]] = {}
         self._last_shape: tuple[bool, frozenset[Any]] | None = None
         self._reports: dict[tuple[str, str, str], dict[str, Any]] | None = None
+        #: The last translation's commit, reports and diagnostics (for commit statuses).
+        self.translated: Translated | None = None
         self._start()
 
     # -- start and cache loss ---------------------------------------------------------------
@@ -279,6 +293,9 @@ class Fleet:
             base = {name: self.clusters[name].published for name in todo}
         translated = time.monotonic()
         self._publish({name: (base[name], change) for name, change in todo.items()})
+        with self.lock:
+            for name in todo:
+                self.clusters[name].published_revision = bundle.revision
         published = time.monotonic()
         self._write_reports(bundle, session)
         done = time.monotonic()
@@ -330,7 +347,10 @@ class Fleet:
 
     def _write_reports(self, bundle: Bundle, session: Session) -> None:
         t = session.translation
-        built = reports.build(bundle, t.workspace_of, session.diagnostics(), t.selected)
+        found_diagnostics = [*bundle.diagnostics, *session.diagnostics()]
+        built = reports.build(bundle, t.workspace_of, found_diagnostics, t.selected)
+        with self.lock:
+            self.translated = Translated(bundle.revision, tuple(built), tuple(found_diagnostics))
         found = {(r.ref.kind, r.ref.namespace, r.ref.name): r.to_json() for r in built}
         # Most reconciles (an agent's input delta, a one-policy edit) change no report.
         if found != self._reports:

@@ -664,3 +664,18 @@ def test_equal_trees_built_in_another_order_load_to_equal_bundles() -> None:
     reordered = dict(reversed(list(entries.items())))
     assert Tree(entries) == Tree(reordered)
     assert loading.load(Tree(reordered)) == loading.load(Tree(entries))
+
+
+def test_a_file_that_stops_parsing_keeps_the_objects_it_last_defined() -> None:
+    ref = ObjectRef("RouteTable", "bookinfo-backends", "reviews")
+    good = loading.load(Tree({"routes.yaml": REVIEWS_ROUTE_TABLE.encode()}))
+    broken = Tree({"routes.yaml": b"apiVersion: [unclosed\n"})
+    kept = loading.load(broken, previous=good)
+    assert ref in kept.by_ref  # the last good RouteTable is still desired
+    assert "routes.yaml" in kept.unreadable_files
+    assert any(d.source and d.source.file == "routes.yaml" for d in kept.diagnostics)
+    # Broken again on the next commit: still kept; a fresh start has nothing to keep.
+    assert ref in loading.load(broken, previous=kept).by_ref
+    assert ref not in loading.load(broken).by_ref
+    # Deleting the file is a real change: its objects go.
+    assert ref not in loading.load(Tree({}), previous=kept).by_ref
