@@ -78,7 +78,11 @@ class Server:
         self.metrics = Metrics()
         mgmt = self.values.gloo_mgmt_server
         self.fleet = Fleet(
-            store, self.metrics, safe_mode=mgmt.safe_mode, safe_start_window=mgmt.safe_start_window
+            store,
+            self.metrics,
+            safe_mode=mgmt.safe_mode,
+            safe_start_window=mgmt.safe_start_window,
+            sync=self.values.gitops.sync,
         )
         self.reload()
         service = RelayService(

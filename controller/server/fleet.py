@@ -34,7 +34,9 @@ from gitops import discovery, last_good, reports, safemode
 from gitops.bundle import Bundle
 from gitops.diagnostics import Diagnostic
 from gitops.discovery import ClusterInputs
+from gitops.helm.gitops_block import Sync
 from gitops.objects import ObjectId
+from gitops.reasons import Severity
 from gitops.translate.incremental import Session
 from gitops.translate.outputs import OutKey
 
@@ -68,6 +70,10 @@ class Cluster:
     resyncs: int = 0
     #: The config commit the published version was translated from (statuses go there).
     published_revision: str | None = None
+    #: Why the last commit was not published to this cluster (sync policy), if it was not.
+    refused: str = ""
+    #: The commit that refusal is about.
+    refused_revision: str | None = None
     published_at: float | None = None
     applied: str | None = None
     acked_at: float | None = None
@@ -99,10 +105,13 @@ class Fleet:
         *,
         safe_mode: bool,
         safe_start_window: float,
+        sync: Sync | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.metrics = metrics
+        #: `gitops.sync`: prune, selfHeal, allowEmpty, failOnInvalid.
+        self.sync = sync or Sync()
         self.safe_mode_setting = safe_mode
         self.window = safe_start_window
         self.clock = clock
@@ -274,9 +283,15 @@ class Fleet:
                 changes = None
             self._last_shape = shape
 
-            def keep(obj: Mapping[str, Any]) -> bool:
-                return last_good.must_keep(obj, complete=bundle.complete, invalid=bundle.invalid)
+            prune = self.sync.prune
 
+            def keep(obj: Mapping[str, Any]) -> bool:
+                # `prune: false` keeps every object the translation stopped rendering.
+                return not prune or last_good.must_keep(
+                    obj, complete=bundle.complete, invalid=bundle.invalid
+                )
+
+            refusal = _commit_refusal(bundle, self.sync)
             todo: dict[str, Change] = {}
             for name in sorted(gate.push_to):
                 c = self.clusters[name]
@@ -286,6 +301,11 @@ class Fleet:
                 elif name in changes:
                     change = partial_change(c.published, changes[name], keep)
                 else:
+                    continue
+                c.refused = refusal or _empty_refusal(c.published, change, self.sync)
+                c.refused_revision = bundle.revision
+                if c.refused:
+                    c.needs_full = True  # computed whole again once the refusal lifts
                     continue
                 c.needs_full = False
                 if change or c.version == 0:
@@ -447,6 +467,11 @@ class Fleet:
         with self.lock:
             c = self._cluster(cluster)
             changed, c.drift = c.drift != len(found), len(found)
+            heal = bool(found) and changed and self.sync.self_heal and c.version > 0
+        if heal:
+            # selfHeal: send the desired set again; the agent rewrites what differs.
+            log.info("%s: %d drifted objects, putting them back (selfHeal)", cluster, len(found))
+            self.resync(cluster)
         # Every agent message carries its drift list; Redis hears only of changes.
         if changed:
             self.store.record_agent(cluster, {"drift": str(len(found))})
@@ -461,3 +486,25 @@ class Fleet:
         if c is None:
             c = self.clusters[name] = Cluster(name)
         return c
+
+
+def _commit_refusal(bundle: Bundle, sync: Sync) -> str:
+    """Why nothing of this commit may be published (`failOnInvalid`), or ""."""
+    if not sync.fail_on_invalid:
+        return ""
+    errors = any(d.severity is Severity.ERROR for d in bundle.diagnostics)
+    if bundle.invalid or bundle.unreadable_files or errors:
+        return "not synced: the commit has invalid config and gitops.sync.failOnInvalid is set"
+    return ""
+
+
+def _empty_refusal(current: Outputs, change: Change, sync: Sync) -> str:
+    """Why a change may not empty a cluster (`allowEmpty: false`), or ""."""
+    if sync.allow_empty or not current.objects or change.upserts:
+        return ""
+    if change.removed >= current.objects.keys():
+        return (
+            f"refusing to prune all {len(current.objects)} objects "
+            "(gitops.sync.allowEmpty is false)"
+        )
+    return ""

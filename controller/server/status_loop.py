@@ -25,6 +25,7 @@ import threading
 from controller.server.fleet import Fleet
 from controller.status import StatusWriter
 from controller.status.errors import StatusError
+from controller.status.notes import NotesWriter
 from gitops import statuses
 from gitops.statuses import Status
 
@@ -55,6 +56,12 @@ class StatusReporter:
                 status = statuses.translation(done.reports, done.diagnostics, prefix=prefix)
                 out[(done.revision, status.context)] = status
             for name, c in sorted(fleet.clusters.items()):
+                if c.refused and c.refused_revision:
+                    context = statuses.sync_context(name, prefix)
+                    text = statuses.truncate(c.refused)
+                    out[(c.refused_revision, context)] = Status(
+                        context, statuses.StatusState.FAILURE, text
+                    )
                 sha = c.published_revision
                 if not sha or not c.version:
                     continue
@@ -76,15 +83,24 @@ class StatusReporter:
         return out
 
     def tick(self) -> None:
+        due: dict[str, list[Status]] = {}
         for (sha, context), status in sorted(self.wanted().items()):
-            if self.posted.get((sha, context)) == status:
-                continue
+            if self.posted.get((sha, context)) != status:
+                due.setdefault(sha, []).append(status)
+        for sha, batch in due.items():
             try:
-                self.writer.post(sha, status)
+                if isinstance(self.writer, NotesWriter):
+                    # One note per commit: one write for all its contexts, not one each.
+                    self.writer.post_many(sha, batch)
+                else:
+                    for status in batch:
+                        self.writer.post(sha, status)
+                        self.posted[(sha, status.context)] = status
             except StatusError as exc:
-                log.warning("status %s on %s not posted: %s", context, sha[:12], exc)
+                log.warning("statuses on %s not all posted: %s", sha[:12], exc)
                 continue
-            self.posted[(sha, context)] = status
+            for status in batch:
+                self.posted[(sha, status.context)] = status
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(TICK):

@@ -43,6 +43,8 @@ def _edit(install: Installation, repo_file: str, old: str, new: str) -> None:
 def test_hand_edits_and_deletions_of_owned_files_are_reported_as_drift(
     install: Installation,
 ) -> None:
+    # Reported only: with selfHeal (the default) they would be put back at once.
+    install.server_overrides = {"gitops": {"sync": {"selfHeal": False}}}
     install.start_server()
     install.start_agent("cluster1")
     install.start_agent("cluster2")
