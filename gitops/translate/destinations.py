@@ -164,6 +164,19 @@ class Resolver:
             federated=federation.lookup(self.ctx, visible[0]) if dest.ref.cluster else None,
         )
 
+    def _unreachable(self, obj: ConfigObject[Any] | None, ws: str, kind: str) -> str:
+        """Why a route in workspace `ws` cannot use `obj` ("": it can)."""
+        target = self.ctx.target(obj) if obj is not None else None
+        if obj is None:
+            return "does not exist"
+        if (
+            target is None
+            or target.workspace is None
+            or not self.ctx.visibility.can_see(ws, target.workspace, kind, target)
+        ):
+            return f"is not visible to workspace {ws}"
+        return ""
+
     def _external_service(
         self,
         route: FlatRoute,
@@ -174,18 +187,12 @@ class Resolver:
         what: str,
     ) -> _Base:
         es = self._externals.get((namespace, dest.ref.name))
-        target = self.ctx.target(es) if es is not None else None
-        if (
-            es is None
-            or target is None
-            or target.workspace is None
-            or not self.ctx.visibility.can_see(ws, target.workspace, _EXTERNAL, target)
-        ):
-            why = "does not exist" if es is None else f"is not visible to workspace {ws}"
+        if why := self._unreachable(es, ws, _EXTERNAL):
             missing = self._problem(
                 route, j, Reason.DestinationNotFound, f"ExternalService {what} {why}"
             )
             return _Base(missing, kind=_EXTERNAL)
+        assert es is not None  # _unreachable answers for a missing one
         host = external_service.route_host(es)
         problem: Diagnostic | None = None
         if dest.subset:
@@ -242,19 +249,13 @@ class Resolver:
         what: str,
     ) -> _Base:
         vd = self._vds.get((namespace, dest.ref.name))
-        target = self.ctx.target(vd) if vd is not None else None
-        if (
-            vd is None
-            or target is None
-            or target.workspace is None
-            or not self.ctx.visibility.can_see(ws, target.workspace, "VIRTUAL_DESTINATION", target)
-        ):
-            why = "does not exist" if vd is None else f"is not visible to workspace {ws}"
+        if why := self._unreachable(vd, ws, "VIRTUAL_DESTINATION"):
             return _Base(
                 self._problem(
                     route, j, Reason.DestinationNotFound, f"VirtualDestination {what} {why}"
                 )
             )
+        assert vd is not None  # _unreachable answers for a missing one
         if dest.subset:
             return _Base(
                 self._problem(
