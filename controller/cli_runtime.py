@@ -222,3 +222,24 @@ def _backend(
         _fail(str(exc))
         raise
     return KubernetesBackend(cluster, client, state)
+
+
+@click.command()
+@click.option(
+    "--api",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="The management server's API address (gitops.listen.api).",
+)
+def sync(api: str) -> None:
+    """Ask the server to sync the config branch now (needed with gitops.sync.automated off)."""
+    import httpx
+
+    try:
+        response = httpx.post(f"{api.rstrip('/')}/api/sync", timeout=60)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach {api}: {exc}")
+        return
+    if response.status_code != 202:
+        _fail(f"{api} answered {response.status_code}: {response.text[:200]}")
+    click.echo(f"sync requested: {response.json().get('revision')}")

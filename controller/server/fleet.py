@@ -74,6 +74,8 @@ class Cluster:
     refused: str = ""
     #: The commit that refusal is about.
     refused_revision: str | None = None
+    #: A commit waiting for a manual sync before it is published here (`automated: false`).
+    held_revision: str | None = None
     published_at: float | None = None
     applied: str | None = None
     acked_at: float | None = None
@@ -130,6 +132,8 @@ class Fleet:
         self._reports: dict[tuple[str, str, str], dict[str, Any]] | None = None
         #: The last translation's commit, reports and diagnostics (for commit statuses).
         self.translated: Translated | None = None
+        #: The commit an operator asked to sync (`automated: false`).
+        self.approved: str | None = None
         self._start()
 
     # -- start and cache loss ---------------------------------------------------------------
@@ -246,6 +250,15 @@ class Fleet:
             return None
         return f"no KubernetesCluster named {cluster!r} in the config"
 
+    def approve(self) -> str | None:
+        """A manual sync: publish the commit loaded now (`POST /api/sync`); returns it."""
+        with self.lock:
+            self.approved = self.bundle.revision if self.bundle is not None else None
+            for c in self.clusters.values():
+                c.needs_full = True
+            self.dirty.set()
+            return self.approved
+
     def set_config(self, bundle: Bundle) -> None:
         with self.lock:
             self.bundle = bundle
@@ -292,6 +305,8 @@ class Fleet:
                 )
 
             refusal = _commit_refusal(bundle, self.sync)
+            # `automated: false`: compute, report, publish only what an operator approved.
+            hold = not self.sync.automated and bundle.revision != self.approved
             todo: dict[str, Change] = {}
             for name in sorted(gate.push_to):
                 c = self.clusters[name]
@@ -306,6 +321,10 @@ class Fleet:
                 c.refused_revision = bundle.revision
                 if c.refused:
                     c.needs_full = True  # computed whole again once the refusal lifts
+                    continue
+                c.held_revision = bundle.revision if hold and change else None
+                if c.held_revision:
+                    c.needs_full = True
                     continue
                 c.needs_full = False
                 if change or c.version == 0:

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from controller.loop import HeadWatch, HookEvent, LocalWatch, PollTimer, Trigger, webhook_routes
@@ -56,11 +60,21 @@ class GitLoop:
         self.reporter_thread: threading.Thread | None = None
 
     def routes(self) -> list[Route]:
-        """The webhook routes for the API listener (none unless webhooks are configured)."""
+        """`POST /api/sync`, and the webhook routes when webhooks are configured."""
+        routes = [Route("/api/sync", self._sync, methods=["POST"])]
         settings = self.server.values.gitops.webhooks
-        if settings.secret_name is None:
-            return []
-        return webhook_routes(self.server.secrets, settings, self._on_hook)
+        if settings.secret_name is not None:
+            routes += webhook_routes(self.server.secrets, settings, self._on_hook)
+        return routes
+
+    async def _sync(self, request: Request) -> Response:
+        # A manual sync: fetch first, so "sync" means the branch as it is now.
+        revision = await run_in_threadpool(self._sync_now)
+        return JSONResponse({"revision": revision}, status_code=HTTPStatus.ACCEPTED)
+
+    def _sync_now(self) -> str | None:
+        self.server.reload()
+        return self.server.fleet.approve()
 
     def _on_hook(self, event: HookEvent) -> None:
         wanted = {self.ref, f"refs/heads/{self.ref}"}

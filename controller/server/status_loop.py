@@ -62,6 +62,11 @@ class StatusReporter:
                     out[(c.refused_revision, context)] = Status(
                         context, statuses.StatusState.FAILURE, text
                     )
+                if c.held_revision:
+                    context = statuses.sync_context(name, prefix)
+                    out[(c.held_revision, context)] = statuses.pending(
+                        context, "waiting for a manual sync (gitops.sync.automated is false)"
+                    )
                 sha = c.published_revision
                 if not sha or not c.version:
                     continue

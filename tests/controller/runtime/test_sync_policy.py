@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from controller.cli import main
 from tests.support.runtime import Installation, commit, owned_files, wait_until
 
 RETRIES = "bookinfo/policies/retry-timeout.yaml"
@@ -80,3 +83,30 @@ def test_fail_on_invalid_publishes_nothing_of_a_commit_with_an_invalid_resource(
     assert "failOnInvalid" in c1.refused
     for cluster, outputs in before.items():
         assert dict(server.fleet.clusters[cluster].outputs) == outputs
+
+
+def test_with_automated_sync_off_a_commit_waits_for_gitops_sync(install: Installation) -> None:
+    install.server_overrides = {"gitops": {"sync": {"automated": False}}}
+    server = install.start_server()
+    for cluster in ("cluster1", "cluster2"):
+        install.start_agent(cluster)
+    fleet = server.fleet
+    wait_until(lambda: fleet.clusters["cluster1"].held_revision, what="the first commit held")
+    assert fleet.clusters["cluster1"].version == 0  # nothing applied without a sync
+    api = f"http://127.0.0.1:{server.ports['api']}"
+    result = CliRunner().invoke(main, ["sync", "--api", api])
+    assert result.exit_code == 0, result.output
+    install.wait_synced()
+    # A new commit waits again; `gitops sync` applies it.
+    before = fleet.clusters["cluster1"].version
+    text = (install.repo / RETRIES).read_text()
+    sha = commit(install.repo, "retries", {RETRIES: text.replace("attempts: 3", "attempts: 8")})
+    server.reload()
+    wait_until(lambda: fleet.clusters["cluster1"].held_revision == sha, what="the commit held")
+    assert fleet.clusters["cluster1"].version == before
+    assert CliRunner().invoke(main, ["sync", "--api", api]).exit_code == 0
+    wait_until(
+        lambda: fleet.clusters["cluster1"].version > before and install.synced("cluster1"),
+        what="the synced commit applied",
+    )
+    assert fleet.clusters["cluster1"].published_revision == sha
