@@ -24,77 +24,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
+from controller.server import sync_policy
+from controller.server.cluster import Cluster, Translated
 from controller.server.metrics import Metrics
 from controller.server.published import Change, Outputs, full_change, partial_change
 from controller.store import CacheLost, OutputWrite, Store
 from gitops import discovery, last_good, reports, safemode
 from gitops.bundle import Bundle
-from gitops.diagnostics import Diagnostic
-from gitops.discovery import ClusterInputs
 from gitops.helm.gitops_block import Sync
 from gitops.objects import ObjectId
-from gitops.reasons import Severity
 from gitops.translate.incremental import Session
 from gitops.translate.outputs import OutKey
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Translated:
-    """What the last translation said about its commit."""
-
-    revision: str | None
-    reports: tuple[reports.Report, ...]
-    diagnostics: tuple[Diagnostic, ...]
-
-
-@dataclass
-class Cluster:
-    """What the server knows of one workload cluster."""
-
-    name: str
-    inputs: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
-    parsed: ClusterInputs | None = None
-    #: Pushed a complete snapshot in this cache generation.
-    complete: bool = False
-    last_snapshot: float | None = None
-    #: What was last published to the cluster (immutable; replaced on each publish).
-    published: Outputs = field(default_factory=Outputs)
-    #: The next reconcile computes this cluster's outputs from its whole desired set.
-    needs_full: bool = True
-    #: Asked-for resends of the whole set (`Fleet.resync`); Pull handlers watch it.
-    resyncs: int = 0
-    #: The config commit the published version was translated from (statuses go there).
-    published_revision: str | None = None
-    #: Why the last commit was not published to this cluster (sync policy), if it was not.
-    refused: str = ""
-    #: The commit that refusal is about.
-    refused_revision: str | None = None
-    #: A commit waiting for a manual sync before it is published here (`automated: false`).
-    held_revision: str | None = None
-    published_at: float | None = None
-    applied: str | None = None
-    acked_at: float | None = None
-    #: Per-object errors of the agent's last NACK (empty after an ACK).
-    errors: dict[str, str] = field(default_factory=dict)
-    drift: int = 0
-    #: Output messages sent to this cluster's agents: full snapshots and deltas.
-    sent_full: int = 0
-    sent_delta: int = 0
-    push_streams: int = 0
-    pull_streams: int = 0
-
-    @property
-    def version(self) -> int:
-        return self.published.version
-
-    @property
-    def outputs(self) -> Mapping[ObjectId, Mapping[str, Any]]:
-        return self.published.objects
 
 
 class Fleet:
@@ -304,7 +249,7 @@ class Fleet:
                     obj, complete=bundle.complete, invalid=bundle.invalid
                 )
 
-            refusal = _commit_refusal(bundle, self.sync)
+            refusal = sync_policy.commit_refusal(bundle, self.sync)
             # `automated: false`: compute, report, publish only what an operator approved.
             hold = not self.sync.automated and bundle.revision != self.approved
             todo: dict[str, Change] = {}
@@ -317,7 +262,7 @@ class Fleet:
                     change = partial_change(c.published, changes[name], keep)
                 else:
                     continue
-                c.refused = refusal or _empty_refusal(c.published, change, self.sync)
+                c.refused = refusal or sync_policy.empty_refusal(c.published, change, self.sync)
                 c.refused_revision = bundle.revision
                 if c.refused:
                     c.needs_full = True  # computed whole again once the refusal lifts
@@ -505,25 +450,3 @@ class Fleet:
         if c is None:
             c = self.clusters[name] = Cluster(name)
         return c
-
-
-def _commit_refusal(bundle: Bundle, sync: Sync) -> str:
-    """Why nothing of this commit may be published (`failOnInvalid`), or ""."""
-    if not sync.fail_on_invalid:
-        return ""
-    errors = any(d.severity is Severity.ERROR for d in bundle.diagnostics)
-    if bundle.invalid or bundle.unreadable_files or errors:
-        return "not synced: the commit has invalid config and gitops.sync.failOnInvalid is set"
-    return ""
-
-
-def _empty_refusal(current: Outputs, change: Change, sync: Sync) -> str:
-    """Why a change may not empty a cluster (`allowEmpty: false`), or ""."""
-    if sync.allow_empty or not current.objects or change.upserts:
-        return ""
-    if change.removed >= current.objects.keys():
-        return (
-            f"refusing to prune all {len(current.objects)} objects "
-            "(gitops.sync.allowEmpty is false)"
-        )
-    return ""

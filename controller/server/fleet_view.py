@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.server.fleet import Cluster, Fleet
+from controller.server.cluster import Cluster
+from controller.server.fleet import Fleet
 from controller.server.view import ClusterState, SafeModeState
 
 

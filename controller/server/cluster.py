@@ -1,0 +1,71 @@
+"""What the management server knows of each workload cluster, and of its last translation.
+
+Plain state, held by `controller/server/fleet.py` under its lock and read by the stream
+handlers, the status reporter and the HTTP view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.server.published import Outputs
+from gitops import reports
+from gitops.diagnostics import Diagnostic
+from gitops.discovery import ClusterInputs
+from gitops.objects import ObjectId
+
+
+@dataclass(frozen=True)
+class Translated:
+    """What the last translation said about its commit."""
+
+    revision: str | None
+    reports: tuple[reports.Report, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+@dataclass
+class Cluster:
+    """What the server knows of one workload cluster."""
+
+    name: str
+    inputs: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
+    parsed: ClusterInputs | None = None
+    #: Pushed a complete snapshot in this cache generation.
+    complete: bool = False
+    last_snapshot: float | None = None
+    #: What was last published to the cluster (immutable; replaced on each publish).
+    published: Outputs = field(default_factory=Outputs)
+    #: The next reconcile computes this cluster's outputs from its whole desired set.
+    needs_full: bool = True
+    #: Asked-for resends of the whole set (`Fleet.resync`); Pull handlers watch it.
+    resyncs: int = 0
+    #: The config commit the published version was translated from (statuses go there).
+    published_revision: str | None = None
+    #: Why the last commit was not published to this cluster (sync policy), if it was not.
+    refused: str = ""
+    #: The commit that refusal is about.
+    refused_revision: str | None = None
+    #: A commit waiting for a manual sync before it is published here (`automated: false`).
+    held_revision: str | None = None
+    published_at: float | None = None
+    applied: str | None = None
+    acked_at: float | None = None
+    #: Per-object errors of the agent's last NACK (empty after an ACK).
+    errors: dict[str, str] = field(default_factory=dict)
+    drift: int = 0
+    #: Output messages sent to this cluster's agents: full snapshots and deltas.
+    sent_full: int = 0
+    sent_delta: int = 0
+    push_streams: int = 0
+    pull_streams: int = 0
+
+    @property
+    def version(self) -> int:
+        return self.published.version
+
+    @property
+    def outputs(self) -> Mapping[ObjectId, Mapping[str, Any]]:
+        return self.published.objects
