@@ -256,7 +256,7 @@ def _json(outcome: pipeline.Outcome) -> dict[str, Any]:
 def _register_runtime_commands() -> None:
     # The long-running commands live in their own modules (they pull in gRPC, Redis and
     # the cluster clients, which validate/render never need).
-    from controller.cli_runtime import agent, serve, sync
+    from controller.cli_runtime import agent, demo, serve, sync
     from controller.commands.diff import diff
     from controller.commands.pki import pki_group
     from controller.commands.snapshot import snapshot_group
@@ -264,6 +264,7 @@ def _register_runtime_commands() -> None:
     main.add_command(serve)
     main.add_command(agent)
     main.add_command(sync)
+    main.add_command(demo)
     main.add_command(pki_group)
     main.add_command(diff)
     main.add_command(snapshot_group)

@@ -243,3 +243,43 @@ def sync(api: str) -> None:
     if response.status_code != 202:
         _fail(f"{api} answered {response.status_code}: {response.text[:200]}")
     click.echo(f"sync requested: {response.json().get('revision')}")
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="One full cycle: sync, print the table, stop.")
+@click.option(
+    "--dir",
+    "base",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".mesh-gitops-demo"),
+    show_default=True,
+    help="Where the demo lives (replaced on every run).",
+)
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for a sync.")
+@_log_option
+def demo(once: bool, base: Path, timeout: float, log_level: str) -> None:
+    """Run the whole thing locally: a Git repo, a server, two agents on folder clusters."""
+    from controller.demo import Demo, DemoError
+
+    _logging("warning" if log_level == "info" else log_level)
+    run = Demo(base.resolve(), click.echo)
+    try:
+        run.prepare()
+        run.start()
+        click.echo(f"demo in {run.base}; waiting for the first sync ...")
+        synced = run.wait_synced(timeout)
+        click.echo(run.table())
+        if once:
+            if not synced:
+                _fail(f"not every cluster synced within {timeout:.0f}s")
+            return
+        click.echo(run.next_steps())
+        done = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: done.set())
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        while not done.wait(5.0):
+            click.echo(run.table())
+    except DemoError as exc:
+        _fail(str(exc))
+    finally:
+        run.stop()
