@@ -1,8 +1,8 @@
 """Change sets: what to upsert and delete in one cluster, in a safe order.
 
 Where it sits: between translation and the agents (DESIGN.md section 1, `plan(rendered,
-last_published) -> ChangeSet`). The management server calls `delta` with the outputs it last
-published and the new ones, and sends the result over the relay; an agent that holds a full
+last_published) -> ChangeSet`). The management server sends deltas it computes from the
+translation's change list (`controller/server/published.py`); an agent that receives a full
 desired set (a fresh start, a resync) calls `full` against its recorded inventory. Every
 cluster backend (`controller.backends`) applies a change set through `apply_order`, and its
 drift watch asks `drifted` whether a live object still says what we applied.
@@ -24,7 +24,6 @@ __all__ = [
     "DELIVERABLE_GROUPS",
     "ChangeSet",
     "apply_order",
-    "delta",
     "drifted",
     "full",
     "undeliverable",
@@ -85,20 +84,6 @@ def full(
         return ChangeSet(upserts, ())
     wanted = {ObjectId.of(obj) for obj in upserts}
     return ChangeSet(upserts, tuple(sorted(set(inventory) - wanted)))
-
-
-def delta(
-    previous: Mapping[ObjectId, Mapping[str, Any]],
-    desired: Mapping[ObjectId, Mapping[str, Any]],
-) -> ChangeSet:
-    """New and changed objects, and ids that disappeared, both sorted by id."""
-    upserts = tuple(
-        dict(desired[oid])
-        for oid in sorted(desired)
-        if oid not in previous or previous[oid] != desired[oid]
-    )
-    deletes = tuple(sorted(oid for oid in previous if oid not in desired))
-    return ChangeSet(upserts, deletes)
 
 
 def _rank(kind: str) -> int:

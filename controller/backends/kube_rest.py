@@ -152,9 +152,8 @@ class Rest:
         )
         try:
             return self.api.call_api(*request, _request_timeout=timeout)
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise Transient(0, f"cannot reach the API server: {err}") from None
-        except Exception as err:  # the client's ApiException (TLS failures) is untyped
+        # urllib3 and socket errors, and the client's untyped ApiException (TLS failures).
+        except Exception as err:
             raise Transient(0, f"cannot reach the API server: {err}") from None
 
     def _once(

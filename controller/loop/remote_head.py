@@ -64,11 +64,11 @@ def _advertised(url: str) -> dict[str, str]:
         repo = pygit2.init_repository(scratch, bare=True)
         try:
             remote = repo.remotes.create_anonymous(url)
-            # `_Callbacks` is the fetch's authentication; one policy for both keeps an
+            # `RemoteCallbacks` is the fetch's authentication; one policy for both keeps an
             # ls-remote from succeeding where the fetch after it would be refused.
-            heads = remote.list_heads(callbacks=git._Callbacks(url))
-        except (pygit2.GitError, OSError, git._AuthenticationFailed) as err:
-            message = git._scrub(str(err), url)
+            heads = remote.list_heads(callbacks=git.RemoteCallbacks(url))
+        except (pygit2.GitError, OSError, git.AuthenticationFailed) as err:
+            message = git.scrub(str(err), url)
             raise RemoteHeadError(f"cannot list refs of {git.redact(url)}: {message}") from None
         finally:
             repo.free()

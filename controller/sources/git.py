@@ -32,6 +32,8 @@ from gitops.ids import Revision
 from gitops.tree import MAX_FILE_BYTES, Entry, Link, Other, Oversize, Tree, is_hidden, wanted
 
 __all__ = [
+    "AuthenticationFailed",
+    "RemoteCallbacks",
     "cache_path",
     "is_remote",
     "is_repository_root",
@@ -40,6 +42,7 @@ __all__ = [
     "read_commit",
     "redact",
     "resolve",
+    "scrub",
 ]
 
 _SCHEMES = ("file://", "http://", "https://", "ssh://", "git://", "git+ssh://", "ssh+git://")
@@ -269,10 +272,10 @@ def _fetch(repo: pygit2.Repository, url: str) -> None:
     # An anonymous remote: the URL (and any credentials in it) stays in memory.
     remote = repo.remotes.create_anonymous(url)
     try:
-        remote.fetch(_REFSPECS, callbacks=_Callbacks(url), prune=FetchPrune.PRUNE)
+        remote.fetch(_REFSPECS, callbacks=RemoteCallbacks(url), prune=FetchPrune.PRUNE)
         heads = remote.list_heads(connect=False)
-    except (pygit2.GitError, OSError, _AuthenticationFailed) as err:
-        raise SourceError(f"cannot fetch {redact(url)}: {_scrub(str(err), url)}") from None
+    except (pygit2.GitError, OSError, AuthenticationFailed) as err:
+        raise SourceError(f"cannot fetch {redact(url)}: {scrub(str(err), url)}") from None
     _follow_remote_head(repo, heads)
 
 
@@ -297,7 +300,7 @@ def _follow_remote_head(repo: pygit2.Repository, heads: list[pygit2.remotes.Remo
         repo.set_head(head.oid)
 
 
-def _scrub(message: str, url: str) -> str:
+def scrub(message: str, url: str) -> str:
     """Redact URLs in a libgit2 message, and the raw userinfo wherever else it appears."""
     message = redact(message)
     userinfo = urlsplit(url).netloc.rpartition("@")[0] if url.lower().startswith(_SCHEMES) else ""
@@ -307,11 +310,11 @@ def _scrub(message: str, url: str) -> str:
     return message
 
 
-class _AuthenticationFailed(Exception):
+class AuthenticationFailed(Exception):
     """Raised from the credentials callback; pygit2 re-raises it from `fetch`."""
 
 
-class _Callbacks(pygit2.RemoteCallbacks):
+class RemoteCallbacks(pygit2.RemoteCallbacks):
     """Authentication for libgit2, each kind offered once so a rejected one cannot loop.
 
     HTTP(S) credentials come from the URL (libgit2 presents them itself). SSH uses the
@@ -338,10 +341,10 @@ class _Callbacks(pygit2.RemoteCallbacks):
             if CredentialType.SSH_KEY not in self._offered:
                 self._offered.add(CredentialType.SSH_KEY)
                 return pygit2.KeypairFromAgent(user)
-            raise _AuthenticationFailed(f"the server accepted no key from ssh-agent for '{user}'")
+            raise AuthenticationFailed(f"the server accepted no key from ssh-agent for '{user}'")
         if self._has_userinfo:
-            raise _AuthenticationFailed("the server rejected the credentials in the URL")
-        raise _AuthenticationFailed(
+            raise AuthenticationFailed("the server rejected the credentials in the URL")
+        raise AuthenticationFailed(
             "the server requires credentials; put them in the URL (https://user:token@host/...)"
         )
 

@@ -1,4 +1,4 @@
-"""gitops.plan: change sets (full, delta), make-before-break order, drift comparison."""
+"""gitops.plan: full change sets, make-before-break order, drift comparison."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gitops.objects import OWNER_LABELS, ObjectId
-from gitops.plan import APPLY_KINDS, ChangeSet, apply_order, delta, drifted, full
+from gitops.plan import APPLY_KINDS, ChangeSet, apply_order, drifted, full
 
 _GROUP = {"PeerAuthentication": "security.istio.io", "AuthorizationPolicy": "security.istio.io"}
 
@@ -70,24 +70,6 @@ def test_apply_order_follows_the_documented_kind_order() -> None:
     upserts, deletes = apply_order(ChangeSet(tuple(ups), tuple(ObjectId.of(o) for o in ups)))
     assert [o["kind"] for o in upserts] == list(APPLY_KINDS)
     assert [d.kind for d in deletes] == list(reversed(APPLY_KINDS))
-
-
-@given(id_maps, id_maps)
-def test_delta_turns_previous_into_desired(
-    previous: dict[ObjectId, dict[str, Any]], desired: dict[ObjectId, dict[str, Any]]
-) -> None:
-    changes = delta(previous, desired)
-    result = {oid: o for oid, o in previous.items() if oid not in changes.deletes}
-    result.update({ObjectId.of(o): o for o in changes.upserts})
-    assert result == desired
-    # Minimal: nothing unchanged is sent, nothing still desired is deleted; sorted.
-    assert all(previous.get(ObjectId.of(o)) != o for o in changes.upserts)
-    assert not set(changes.deletes) & set(desired)
-    assert list(changes.deletes) == sorted(changes.deletes)
-    assert [ObjectId.of(o) for o in changes.upserts] == sorted(
-        ObjectId.of(o) for o in changes.upserts
-    )
-    assert delta(previous, desired) == changes  # deterministic
 
 
 @given(id_maps, st.sets(st.builds(ObjectId.of, objects), max_size=10), st.booleans())
