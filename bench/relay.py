@@ -216,59 +216,20 @@ class Bench:
 
     def _agent_files(self, name: str) -> tuple[Path, Path, Path]:
         ports = self.server.ports
-        values = self.base / "agent-values" / f"{name}.yaml"
-        values.parent.mkdir(parents=True, exist_ok=True)
-        # JSON is YAML: no dumper needed.
-        values.write_text(
-            json.dumps(
-                {
-                    "common": {"cluster": name},
-                    "glooAgent": {
-                        "enabled": True,
-                        "relay": {
-                            "serverAddress": f"127.0.0.1:{ports['relay']}",
-                            "authority": "localhost",
-                        },
-                    },
-                    "gitops": {
-                        "relay": {"registrationAddress": f"127.0.0.1:{ports['registration']}"}
-                    },
-                }
-            )
+        values, secrets = agent_config(
+            self.base, self.base / "secrets", name, ports["relay"], ports["registration"]
         )
-        # What an install copies to the workload cluster: the root CA and the token only.
-        secrets = self.base / "agent-secrets" / name
-        for secret, key in (
-            ("relay-root-tls-secret", "ca.crt"),
-            ("relay-identity-token-secret", "token"),
-        ):
-            target = secrets / secret / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.base / "secrets" / secret / key, target)
         return values, secrets, self.base / "agent-state" / name
 
     def start_agent(self, name: str) -> None:
         values, secrets, state = self._agent_files(name)
         directory = self.base / "clusters" / name
         if self.apply:
-            command = [str(GITOPS), "agent", "--values", str(values), "--secrets", str(secrets)]
-            command += ["--cluster", name, "--directory", str(directory)]
-            command += ["--data-dir", str(state), "--log-level", "warning"]
+            command = agent_command(name, values, secrets, directory, state)
         else:
             command = [sys.executable, "-m", "bench.relay", "--relay-only-agent", name]
             command += [str(values), str(secrets), str(directory), str(state)]
-        logs = self.base / "logs"
-        logs.mkdir(exist_ok=True)
-        with open(logs / f"{name}.log", "wb") as out:
-            self.agents[name] = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                # Own session: Ctrl-C reaches the bench only, which stops agents in order.
-                start_new_session=True,
-            )
+        self.agents[name] = spawn(command, self.base / "logs" / f"{name}.log")
 
     def start_agents(self, batch: int) -> None:
         fleet = self.server.fleet
@@ -604,6 +565,82 @@ def relay_only_agent(cluster: str, values: Path, secrets: Path, root: Path, stat
         agent.stop()
 
 
+def agent_command(
+    name: str, values: Path, secrets: Path, directory: Path, state: Path
+) -> list[str]:
+    """`gitops agent` for cluster `name` on a directory backend, logging warnings only."""
+    command = [str(GITOPS), "agent", "--values", str(values), "--secrets", str(secrets)]
+    command += ["--cluster", name, "--directory", str(directory)]
+    return [*command, "--data-dir", str(state), "--log-level", "warning"]
+
+
+def spawn(command: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+    """`command` from the project root, its output in `log_file`."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "wb") as out:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # Own session: Ctrl-C reaches the bench only, which stops agents in order.
+            start_new_session=True,
+        )
+
+
+def agent_config(
+    base: Path, server_secrets: Path, name: str, relay_port: int, registration_port: int
+) -> tuple[Path, Path]:
+    """An agent's values file and secrets dir under `base`: what an install gives a
+    workload cluster (the root CA and the bootstrap token only)."""
+    values = base / "agent-values" / f"{name}.yaml"
+    values.parent.mkdir(parents=True, exist_ok=True)
+    # JSON is YAML: no dumper needed.
+    values.write_text(
+        json.dumps(
+            {
+                "common": {"cluster": name},
+                "glooAgent": {
+                    "enabled": True,
+                    "relay": {
+                        "serverAddress": f"127.0.0.1:{relay_port}",
+                        "authority": "localhost",
+                    },
+                },
+                "gitops": {"relay": {"registrationAddress": f"127.0.0.1:{registration_port}"}},
+            }
+        )
+    )
+    secrets = base / "agent-secrets" / name
+    for secret, key in (
+        ("relay-root-tls-secret", "ca.crt"),
+        ("relay-identity-token-secret", "token"),
+    ):
+        target = secrets / secret / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(server_secrets / secret / key, target)
+    return values, secrets
+
+
+def run_in_tempdir(prefix: str, tmpdir: str | None, keep: bool, run: Callable[[Path], None]) -> int:
+    """`run` in a fresh temporary folder, removed after unless `keep`; SIGTERM and Ctrl-C
+    end it through its finally blocks (so every agent is stopped). The exit code."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=tmpdir))
+    try:
+        run(base)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        if keep:
+            log(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
 def _interrupt(*_: object) -> None:
     # SIGTERM ends the bench like Ctrl-C does, so the finally blocks stop every agent.
     raise KeyboardInterrupt
@@ -635,19 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster, *paths = args.relay_only_agent
         relay_only_agent(cluster, *(Path(p) for p in paths))
         return 0
-    signal.signal(signal.SIGTERM, _interrupt)
-    base = Path(tempfile.mkdtemp(prefix="bench-relay-", dir=args.tmpdir))
-    try:
-        run(args, base)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    finally:
-        if args.keep:
-            log(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
-    return 0
+    return run_in_tempdir("bench-relay-", args.tmpdir, args.keep, lambda base: run(args, base))
 
 
 if __name__ == "__main__":

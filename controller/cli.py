@@ -260,6 +260,7 @@ def _register_runtime_commands() -> None:
     from controller.commands.diff import diff
     from controller.commands.pki import pki_group
     from controller.commands.snapshot import snapshot_group
+    from controller.commands.status import status
 
     main.add_command(serve)
     main.add_command(agent)
@@ -268,6 +269,7 @@ def _register_runtime_commands() -> None:
     main.add_command(pki_group)
     main.add_command(diff)
     main.add_command(snapshot_group)
+    main.add_command(status)
 
 
 _register_runtime_commands()

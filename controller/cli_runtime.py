@@ -25,6 +25,8 @@ from gitops.helm.models import Values
 from gitops.reasons import Severity
 
 _DEFAULT_DATA_DIR = ".mesh-gitops"
+#: Where `gitops sync` finds the API token when `--token-file` is not given.
+_TOKEN_ENV = "MESH_GITOPS_API_TOKEN"
 
 
 def _fail(message: str) -> None:
@@ -224,25 +226,69 @@ def _backend(
     return KubernetesBackend(cluster, client, state)
 
 
-@click.command()
-@click.option(
+#: `--api` of the commands that call the server's API (`sync`, `status`).
+api_option = click.option(
     "--api",
     default="http://127.0.0.1:8080",
     show_default=True,
     help="The management server's API address (gitops.listen.api).",
 )
-def sync(api: str) -> None:
+#: `--token-file`, read by `api_token`.
+token_file_option = click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"File holding the API token (gitops.api.tokenSecret); default ${_TOKEN_ENV}.",
+)
+
+
+@click.command()
+@api_option
+@token_file_option
+def sync(api: str, token_file: Path | None) -> None:
     """Ask the server to sync the config branch now (needed with gitops.sync.automated off)."""
     import httpx
 
+    from controller.commands.status import shown_url
+
+    token = api_token(token_file)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    where = shown_url(api)  # never a password from the URL in a message
     try:
-        response = httpx.post(f"{api.rstrip('/')}/api/sync", timeout=60)
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach {api}: {exc}")
+        response = httpx.post(f"{api.rstrip('/')}/api/sync", headers=headers, timeout=60)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        _fail(f"cannot reach {where}: {exc}")
         return
     if response.status_code != 202:
-        _fail(f"{api} answered {response.status_code}: {response.text[:200]}")
+        _fail(f"{where} answered {response.status_code}: {response.text[:200]}")
     click.echo(f"sync requested: {response.json().get('revision')}")
+
+
+def api_token(token_file: Path | None) -> str | None:
+    """The token `gitops sync` and `gitops status` send: the file's content, else the
+    environment's, else None (an open API). Neither is ever echoed, in errors included."""
+    if token_file is None:
+        token = os.environ.get(_TOKEN_ENV, "").strip()
+        return _header_safe(token, f"${_TOKEN_ENV}") if token else None
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        _fail(f"cannot read --token-file {token_file}: {exc.strerror}")
+        raise AssertionError from None  # unreachable
+    except UnicodeDecodeError:
+        # Not the decoder's message: it quotes the offending byte of the token.
+        _fail(f"--token-file {token_file} is not UTF-8 text")
+        raise AssertionError from None
+    if not token:
+        _fail(f"--token-file {token_file} is empty")
+    return _header_safe(token, f"--token-file {token_file}")
+
+
+def _header_safe(token: str, origin: str) -> str:
+    # HTTP libraries quote an illegal header value in their error: refuse it first.
+    if not token.isascii() or not token.isprintable() or " " in token:
+        _fail(f"{origin}: the token must be printable ASCII without spaces")
+    return token
 
 
 @click.command()
@@ -277,8 +323,12 @@ def demo(once: bool, base: Path, timeout: float, log_level: str) -> None:
         done = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: done.set())
         signal.signal(signal.SIGTERM, lambda *_: done.set())
-        while not done.wait(5.0):
-            click.echo(run.table())
+        shown = ""
+        while not done.wait(2.0):
+            # A live table: printed again only when something in it changed.
+            if (table := run.table()) != shown:
+                click.echo(table)
+                shown = table
     except DemoError as exc:
         _fail(str(exc))
     finally:

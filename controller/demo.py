@@ -5,7 +5,8 @@ Called by the CLI (`controller/cli_runtime.py`). Under one folder it creates a b
 management server (`controller.server.app.Server`, built-in Redis, every listener on a
 free loopback port, following the remote with a 5 s poll) and one agent per demo cluster
 (`controller.agent.runner.Agent`) on a directory-backed cluster seeded from
-`deploy/demo/clusters/<name>`. It waits for the first sync and prints a per-cluster table;
+`deploy/demo/clusters/<name>`. It waits for the first sync and prints a per-cluster table
+(the `gitops status` one, `controller/commands/status.py`, from the server's API);
 `--once` stops there (exit 0 only if every cluster synced), otherwise it keeps printing
 the table until Ctrl-C, with what to try next.
 """
@@ -23,9 +24,9 @@ from pathlib import Path
 from controller import pki
 from controller.agent.runner import Agent
 from controller.backends.directory import DirectoryBackend
+from controller.commands.status import StatusError, fetch, render_text
 from controller.secrets import SecretsDir
 from controller.server.app import Server
-from controller.server.fleet_view import FleetView
 from gitops.helm.models import Values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,19 +146,13 @@ class Demo:
         return True
 
     def table(self) -> str:
+        """The `gitops status` table, read from the demo server's own API."""
         assert self.server is not None
-        rows = [f"{'CLUSTER':<10} {'SYNC':<8} {'VERSION':>7} {'OBJECTS':>7} {'DRIFT':>5}"]
-        fleet = self.server.fleet
-        for state in FleetView(fleet).clusters():
-            c = fleet.clusters.get(state.name)
-            objects = len(c.outputs) if c is not None else 0
-            synced = state.output_version is not None and (
-                state.applied_version == state.output_version
-            )
-            sync = "Synced" if synced else "Pending"
-            version = state.output_version or 0
-            rows.append(f"{state.name:<10} {sync:<8} {version:>7} {objects:>7} {state.drift:>5}")
-        return "\n".join(rows)
+        try:
+            view = fetch(f"http://127.0.0.1:{self.server.ports['api']}")
+        except StatusError as exc:
+            raise DemoError(str(exc)) from None
+        return render_text(view)
 
     def next_steps(self) -> str:
         assert self.server is not None
@@ -170,6 +165,8 @@ class Demo:
                 f"  edit an applied file under {cluster1}: drift is reported and put back;",
                 f"  `gitops diff {self.work} --base main --head <branch> "
                 f"--snapshot {CLUSTERS_SEED}` previews a branch;",
+                f"  `gitops status --api http://127.0.0.1:{self.server.ports['api']}` shows this "
+                "table; each commit's report is at /reports/<sha> on the same address;",
                 f"  the API: http://127.0.0.1:{self.server.ports['api']}/api/clusters",
             ]
         )

@@ -369,6 +369,11 @@ class _DocumentLoader:
         ):
             self._report(Reason.InvalidClusterName, problem, source, label, "metadata.name")
             ok = False
+        elif wrong := names.object_name_problem(label.name, label.namespace):
+            field, problem = wrong
+            line = parsing.locate(self.files[path], doc.index, field.split(".")) or doc.line
+            self._report(Reason.InvalidValue, problem, Source(path, line), label, field)
+            ok = False
         if ok:
             self.objects.append(
                 ConfigObject(label, group, version, meta, spec, source, doc.index, cluster)

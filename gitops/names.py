@@ -46,6 +46,24 @@ def is_dns_label(name: str) -> bool:
     return len(name) <= 63 and _DNS_LABEL.fullmatch(name) is not None
 
 
+def object_name_problem(name: str, namespace: str) -> tuple[str, str] | None:
+    """(field, why) when Kubernetes would refuse this object name or namespace, else None.
+
+    Names are DNS-1123 subdomains, namespaces DNS-1123 labels. Config names end up in
+    output object names, directory-cluster file paths, Redis keys and report pages."""
+    if not is_dns_label(namespace):
+        return "metadata.namespace", (
+            f"namespace {namespace!r} is not a DNS-1123 label: lowercase letters, digits "
+            "and '-', starting and ending with a letter or digit, at most 63 characters"
+        )
+    if len(name) > 253 or not all(_DNS_LABEL.fullmatch(part) for part in name.split(".")):
+        return "metadata.name", (
+            f"name {name!r} is not a DNS-1123 subdomain: lowercase letters, digits, '-' "
+            "and '.', starting and ending with a letter or digit"
+        )
+    return None
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def sanitize(name: str) -> str:
     """Gloo's SanitizeNameV2: a Kubernetes object name from arbitrary parts.

@@ -203,10 +203,11 @@ class LocalWatch:
             return False
         if rel.endswith(".lock"):
             return False  # git writes `<ref>.lock` and renames it over the ref
-        # Not refs/notes/: the server's own commit statuses (git notes) land there.
-        return rel in ("HEAD", "packed-refs") or (
-            rel.startswith("refs/") and not rel.startswith("refs/notes/")
-        )
+        # Not refs/notes (the folder, or anything in it): the server's own commit statuses
+        # (git notes) land there, and must not start a reload of their own.
+        if rel == "refs/notes" or rel.startswith("refs/notes/"):
+            return False
+        return rel in ("HEAD", "packed-refs") or rel.startswith("refs/")
 
 
 class _Handler(FileSystemEventHandler):

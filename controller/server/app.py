@@ -6,13 +6,15 @@ connects the snapshot store (an external Redis from `redis.*`, or a private
 loads the config repository named by `gitops.repo` (again on `reload`, which SIGHUP
 calls; the continuous loop is issue 5's), starts the relay's two gRPC listeners, the HTTP
 listeners (health, metrics, API), writes the chosen ports to `<dataDir>/ports.json`, and
-runs the reconcile worker. `stop` undoes all of it in reverse order.
+runs the reconcile worker; it takes the leader lock if no other replica holds it
+(`controller/server/replicas.py`). `stop` undoes all of it in reverse order.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,14 +31,21 @@ from controller.server.fleet import Fleet
 from controller.server.fleet_view import FleetView
 from controller.server.git_loop import GitLoop
 from controller.server.metrics import Metrics
+from controller.server.replicas import Renewer
 from controller.server.streams import pull_handler, push_handler
+from controller.server.verification import Verification
 from controller.sources import SourceError, open_source
-from controller.store import LocalRedis, Store, connect, retrying_for
+from controller.sources.signatures import SignatureError
+from controller.store import Lease, LocalRedis, Store, connect, retrying_for
+from controller.store.leader import replica_id
 from gitops import loading
 from gitops.bundle import Bundle
 from gitops.helm.models import Values
+from gitops.statuses import Status
 
 log = logging.getLogger(__name__)
+
+_S = 1_000_000_000
 
 
 #: gRPC worker threads: two per connected agent (Push, Pull), plus registrations.
@@ -69,6 +78,11 @@ class Server:
         self.bundle: Bundle | None = None
         self.reload_lock = threading.Lock()
         self.loop: GitLoop | None = None
+        self.renewer: Renewer | None = None
+        #: `gitops.repo.verify: head`: built by the first `reload` (at start).
+        self.verification: Verification | None = None
+        #: The commit the last successful read of the repository found (loaded or refused).
+        self.read_revision: str | None = None
 
     # -- start --------------------------------------------------------------------------------
 
@@ -77,13 +91,18 @@ class Server:
         store = self._store()
         self.metrics = Metrics()
         mgmt = self.values.gloo_mgmt_server
+        # One try at start: a single replica leads from its first reconcile.
+        lease = Lease(store.client, replica_id(), self.values.gitops.leader.lease / _S)
+        lease.acquire()
         self.fleet = Fleet(
             store,
             self.metrics,
             safe_mode=mgmt.safe_mode,
             safe_start_window=mgmt.safe_start_window,
             sync=self.values.gitops.sync,
+            lease=lease,
         )
+        self.renewer = Renewer(lease, self.fleet)
         self.reload()
         service = RelayService(
             None if self.insecure else self._registrar(),
@@ -119,6 +138,7 @@ class Server:
             target=self.fleet.run, args=(self.stop_event,), name="reconcile", daemon=True
         )
         self.worker.start()
+        self.renewer.start(self.stop_event)
         self.loop.start_statuses()
 
     def _store(self) -> Store:
@@ -172,26 +192,50 @@ class Server:
 
     def reload(self) -> str | None:
         """Read the config repository again (start, SIGHUP, and the Git loop's triggers);
-        returns the commit read. A failure keeps the last config, so nothing is deleted
-        because the repository could not be read; an unchanged commit changes nothing."""
+        returns the commit in effect. A failure keeps the last config, so nothing is deleted
+        because the repository could not be read; an unchanged commit changes nothing. With
+        `gitops.repo.verify: head` a commit not signed by an allowed key is not loaded
+        either (`controller/server/verification.py`); `read_revision` still names it."""
         repo = self.values.gitops.repo
         if repo.url is None:
             raise ServeError("gitops.repo.url is not set: the server has no config repository")
         with self.reload_lock:
+            if repo.verify == "head" and self.verification is None:
+                self.verification = self._verification()
             try:
+                started = time.monotonic()
                 tree = open_source(repo.url, repo.ref, self.cache_dir)
+                self.metrics.reconcile_stage("fetch", time.monotonic() - started)
             except SourceError as exc:
                 if self.bundle is None:
                     raise ServeError(str(exc)) from None
                 log.error("config repository not read (keeping the last config): %s", exc)
                 return self.bundle.revision
+            self.read_revision = tree.revision
             if self.bundle is not None and tree.revision and tree.revision == self.bundle.revision:
                 return tree.revision
+            if self.verification is not None and self.verification.refusal(tree.revision):
+                return self.bundle.revision if self.bundle is not None else None
+            started = time.monotonic()
             self.bundle = loading.load(tree, previous=self.bundle)
+            self.metrics.reconcile_stage("load", time.monotonic() - started)
             shown = tree.revision or tree.origin
             log.info("config %s: %d objects", shown, len(self.bundle.objects))
             self.fleet.set_config(self.bundle)
             return tree.revision
+
+    def _verification(self) -> Verification:
+        status = self.values.gitops.status
+        try:
+            return Verification.from_values(
+                self.values.gitops.repo, status.prefix, self.secrets, self.cache_dir
+            )
+        except SignatureError as exc:
+            raise ServeError(f"commit signature verification: {exc}") from None
+
+    def refused_statuses(self) -> dict[tuple[str, str], Status]:
+        """The Git loop's status source for commits verification refused."""
+        return self.verification.statuses() if self.verification is not None else {}
 
     # -- stop ---------------------------------------------------------------------------------
 
@@ -204,5 +248,7 @@ class Server:
         self.http.stop()
         if self.worker is not None:
             self.worker.join(timeout=10)
+        if self.renewer is not None:
+            self.renewer.stop()
         if self.local_redis is not None:
             self.local_redis.stop()

@@ -6,12 +6,12 @@ handlers, the status reporter and the HTTP view.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.server.published import Outputs
-from gitops import reports
+from gitops import discovery, reports
 from gitops.diagnostics import Diagnostic
 from gitops.discovery import ClusterInputs
 from gitops.objects import ObjectId
@@ -61,6 +61,16 @@ class Cluster:
     sent_delta: int = 0
     push_streams: int = 0
     pull_streams: int = 0
+
+    def set_inputs(
+        self, objects: Iterable[dict[str, Any]], *, complete: bool, updated: float | None
+    ) -> None:
+        """Hold `objects` as this cluster's whole discovery snapshot (pushed by its agent,
+        or read from Redis), parsed for translation; computed whole on the next reconcile."""
+        self.inputs = {ObjectId.of(o): o for o in objects}
+        self.parsed = discovery.from_objects(self.name, self.inputs.values())
+        self.complete, self.last_snapshot = complete, updated
+        self.needs_full = True
 
     @property
     def version(self) -> int:

@@ -3,14 +3,19 @@
 `gitops serve` holds one `Fleet`. The relay's Push handler hands it what agents discover
 (`replace_inputs`, `update_inputs`); the config source hands it bundles (`set_config`);
 `reconcile` gates on safe mode (`gitops.safemode`), translates incrementally
-(`gitops.translate.incremental.Session`), keeps the last good outputs of what a commit
-could not state (`gitops.last_good`), and publishes each changed cluster to Redis
-(`controller.store`); Pull handlers wait on `wait_for` and stream what changed
+(`gitops.translate.incremental.Session`), plans each cluster's change under the sync
+policy, keeping the last good outputs of what a commit could not state
+(`controller/server/sync_policy.py`, `gitops.last_good`), and publishes each changed
+cluster to Redis (`controller.store`); Pull handlers wait on `wait_for` and stream what changed
 (`controller/server/streams.py`). `controller/server/fleet_view.py` reads it for the HTTP
 endpoints.
 
 Threads: relay handlers run in gRPC's pool, reconciles in one worker (`run`). One lock
 guards the state; Redis calls that block for long (full snapshot writes) happen outside it.
+
+Several replicas may share one Redis (`gitops.leader`): only the one holding the leader
+lock (`lease`) translates and publishes; the others follow what it wrote and serve their
+agents from it (`controller/server/replicas.py`). Without a lease the fleet always leads.
 
 Versions on the wire are `<generation>:<n>`: after the cache is lost the counter starts
 again, and the generation part makes every agent's old version unknown, so it gets a
@@ -27,17 +32,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from controller.server import sync_policy
+from controller.server import replicas, sync_policy
 from controller.server.cluster import Cluster, Translated
 from controller.server.metrics import Metrics
-from controller.server.published import Change, Outputs, full_change, partial_change
-from controller.store import CacheLost, OutputWrite, Store
-from gitops import discovery, last_good, reports, safemode
+from controller.server.published import Change, Outputs
+from controller.store import CacheLost, Lease, NotLeader, OutputWrite, Store
+from controller.store.leader import Forwarded
+from gitops import discovery, reports, safemode
 from gitops.bundle import Bundle
 from gitops.helm.gitops_block import Sync
 from gitops.objects import ObjectId
 from gitops.translate.incremental import Session
-from gitops.translate.outputs import OutKey
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +59,15 @@ class Fleet:
         safe_start_window: float,
         sync: Sync | None = None,
         clock: Callable[[], float] = time.time,
+        lease: Lease | None = None,
     ) -> None:
         self.store = store
+        #: The leader lock shared with other replicas (None: the only replica).
+        self.lease = lease
+        #: This replica translates and publishes; followers serve what the leader wrote.
+        self.leading = lease is None or lease.valid()
+        if lease is not None:
+            store.fence = lease.fence  # token 0 until acquired: fenced writes refused
         self.metrics = metrics
         #: `gitops.sync`: prune, selfHeal, allowEmpty, failOnInvalid.
         self.sync = sync or Sync()
@@ -79,7 +91,11 @@ class Fleet:
         self.translated: Translated | None = None
         #: The commit an operator asked to sync (`automated: false`).
         self.approved: str | None = None
+        #: Acts on a trigger a follower forwarded, while this replica leads (the Git loop
+        #: sets it; `controller/server/replicas.py` calls it). None: nothing reads them.
+        self.on_forwarded: Callable[[Forwarded], None] | None = None
         self._start()
+        metrics.leader(self.leading)
 
     # -- start and cache loss ---------------------------------------------------------------
 
@@ -90,19 +106,36 @@ class Fleet:
             self.warming = safemode.Warming(self.clock(), self.safe_mode_setting, self.window)
             log.info("empty snapshot cache: warming (safe mode %s)", self.safe_mode_setting)
             return
+        self.load_state()
+
+    def load_state(self) -> None:
+        """Inputs and published outputs as Redis holds them (at start, and when this replica
+        becomes the leader)."""
         objects, _last_id = self.store.load_inputs()
         status = self.store.input_status()
-        for name, objs in objects.items():
-            c = self._cluster(name)
-            c.inputs = {ObjectId.of(o): o for o in objs}
-            c.parsed = discovery.from_objects(name, objs)
-            st = status.get(name)
-            c.complete = st is not None and st.generation == generation
-            c.last_snapshot = st.updated if st is not None else None
-        for name in self.store.output_clusters():
-            published = self.store.outputs(name)
-            self._cluster(name).published = Outputs.loaded(published.version, published.objects)
+        outputs = [self.store.outputs(name) for name in sorted(self.store.output_clusters())]
+        loaded = {p.cluster: Outputs.loaded(p.version, p.objects) for p in outputs}
+        with self.lock:
+            for name, objs in objects.items():
+                st = status.get(name)
+                self._cluster(name).set_inputs(
+                    objs,
+                    complete=st is not None and st.generation == self.generation,
+                    updated=st.updated if st is not None else None,
+                )
+            for name, published in loaded.items():
+                self._cluster(name).published = published
+            self.changed.notify_all()
         log.info("snapshot cache loaded: %d clusters with inputs", len(objects))
+
+    def forget_translation(self) -> None:
+        """Translate every cluster whole on the next reconcile: another replica may have
+        published since this one last translated (`controller/server/replicas.py`)."""
+        with self.lock:
+            self.session, self._last_shape, self._reports = None, None, None
+            for c in self.clusters.values():
+                c.needs_full = True
+            self.dirty.set()
 
     def check_cache(self) -> None:
         """Notice a lost cache (FLUSHALL, Redis restarted): back to warming, nothing deleted."""
@@ -143,12 +176,8 @@ class Fleet:
     def replace_inputs(self, cluster: str, objects: list[dict[str, Any]]) -> None:
         now = self.clock()
         self.store.replace_inputs(cluster, objects, now=now)
-        parsed = discovery.from_objects(cluster, objects)
         with self.lock:
-            c = self._cluster(cluster)
-            c.inputs = {ObjectId.of(o): o for o in objects}
-            c.parsed, c.complete, c.last_snapshot = parsed, True, now
-            c.needs_full = True
+            self._cluster(cluster).set_inputs(objects, complete=True, updated=now)
             self.dirty.set()
         size = sum(len(repr(o)) for o in objects)
         self.metrics.snapshot_size(cluster, "inputs", len(objects), size)
@@ -227,7 +256,7 @@ class Fleet:
             if not gate.translate:
                 return
             inputs = {n: c.parsed for n, c in sorted(self.clusters.items()) if c.parsed is not None}
-            changes: Mapping[str, Mapping[OutKey, dict[str, Any] | None]] | None = None
+            changes: sync_policy.Changes = None
             if self.session is None:
                 self.session = Session(bundle, inputs)
             else:
@@ -241,39 +270,9 @@ class Fleet:
                 changes = None
             self._last_shape = shape
 
-            prune = self.sync.prune
-
-            def keep(obj: Mapping[str, Any]) -> bool:
-                # `prune: false` keeps every object the translation stopped rendering.
-                return not prune or last_good.must_keep(
-                    obj, complete=bundle.complete, invalid=bundle.invalid
-                )
-
-            refusal = sync_policy.commit_refusal(bundle, self.sync)
-            # `automated: false`: compute, report, publish only what an operator approved.
-            hold = not self.sync.automated and bundle.revision != self.approved
-            todo: dict[str, Change] = {}
-            for name in sorted(gate.push_to):
-                c = self.clusters[name]
-                if changes is None or c.needs_full or c.version == 0:
-                    desired = session.objects(name) if name in session.clusters else []
-                    change = full_change(c.published, desired, keep)
-                elif name in changes:
-                    change = partial_change(c.published, changes[name], keep)
-                else:
-                    continue
-                c.refused = refusal or sync_policy.empty_refusal(c.published, change, self.sync)
-                c.refused_revision = bundle.revision
-                if c.refused:
-                    c.needs_full = True  # computed whole again once the refusal lifts
-                    continue
-                c.held_revision = bundle.revision if hold and change else None
-                if c.held_revision:
-                    c.needs_full = True
-                    continue
-                c.needs_full = False
-                if change or c.version == 0:
-                    todo[name] = change
+            todo = sync_policy.plan(
+                self.clusters, gate.push_to, bundle, session, changes, self.sync, self.approved
+            )
             base = {name: self.clusters[name].published for name in todo}
         translated = time.monotonic()
         self._publish({name: (base[name], change) for name, change in todo.items()})
@@ -281,6 +280,9 @@ class Fleet:
             for name in todo:
                 self.clusters[name].published_revision = bundle.revision
         published = time.monotonic()
+        self.metrics.reconcile_stage("translate", translated - started)
+        if todo:
+            self.metrics.reconcile_stage("publish", published - translated)
         self._write_reports(bundle, session)
         done = time.monotonic()
         self.metrics.translation(done - started, "Published")
@@ -299,6 +301,8 @@ class Fleet:
         what Pull handlers send. Encoded outside the lock; versions come from Redis."""
         if not todo:
             return
+        if self.lease is not None and not self.lease.valid():
+            raise NotLeader("the leader lease ran out: not publishing")
         staged = {
             name: current.then(0, change.upserts, change.removed)
             for name, (current, change) in todo.items()
@@ -346,12 +350,21 @@ class Fleet:
         while not stop.is_set():
             woke = self.dirty.wait(tick)
             self.check_cache()
+            if self.redis_up and self.lease is not None:
+                try:
+                    replicas.step(self)
+                except Exception:  # Redis hiccup: the next tick looks again
+                    log.warning("following other replicas failed", exc_info=True)
             # A start window ends by the clock alone: look again on every tick meanwhile.
             if not self.redis_up or not (woke or self.warming is not None):
                 continue
             self.dirty.clear()
+            if not self.leading:
+                continue
             try:
                 self.reconcile()
+            except NotLeader as exc:
+                replicas.demote(self, str(exc))
             except CacheLost:
                 self.cache_lost()
             except Exception:

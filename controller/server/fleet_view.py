@@ -38,6 +38,7 @@ class FleetView:
             for name in sorted(names):
                 c = fleet.clusters.get(name) or Cluster(name)
                 applied = c.applied.rpartition(":")[2] if c.applied else ""
+                current = c.version > 0 and c.applied == fleet.wire_version(c.version)
                 out.append(
                     ClusterState(
                         name=name,
@@ -48,9 +49,19 @@ class FleetView:
                         drift=c.drift,
                         awaited=name in gate.awaited and gate.active,
                         pushes_frozen=name in gate.awaited and not gate.active,
+                        objects=len(c.outputs),
+                        errors=len(c.errors),
+                        published_revision=c.published_revision,
+                        applied_revision=c.published_revision if current else None,
+                        refused=c.refused,
+                        refused_revision=c.refused_revision if c.refused else None,
+                        held_revision=c.held_revision,
                     )
                 )
             return out
+
+    def leader(self) -> bool:
+        return self.fleet.leading
 
     def config_revision(self) -> str | None:
         bundle = self.fleet.bundle

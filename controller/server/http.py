@@ -46,7 +46,12 @@ def health_app(view: ServerView) -> Starlette:
         redis = view.redis_ok()
         safe = view.safe_mode()
         ready = redis and not safe.active
-        body = {"ready": ready, "redis": redis, "safeMode": _safe_mode_json(safe)}
+        body = {
+            "ready": ready,
+            "redis": redis,
+            "leader": view.leader(),
+            "safeMode": _safe_mode_json(safe),
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     routes = [
@@ -65,6 +70,8 @@ def api_routes(view: ServerView) -> list[BaseRoute]:
             {
                 "clusters": [_cluster_json(c) for c in clusters],
                 "revision": view.config_revision(),
+                "leader": view.leader(),
+                "safeMode": _safe_mode_json(view.safe_mode()),
             }
         )
 
@@ -107,6 +114,16 @@ def _cluster_json(cluster: ClusterState) -> dict[str, Any]:
         "drift": cluster.drift,
         "awaited": cluster.awaited,
         "pushesFrozen": cluster.pushes_frozen,
+        "objects": cluster.objects,
+        "errors": cluster.errors,
+        "publishedRevision": cluster.published_revision,
+        "appliedRevision": cluster.applied_revision,
+        "refused": (
+            {"revision": cluster.refused_revision, "reason": cluster.refused}
+            if cluster.refused
+            else None
+        ),
+        "heldRevision": cluster.held_revision,
     }
 
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-__all__ = ["Metrics", "metrics_app"]
+__all__ = ["Metrics", "Stage", "metrics_app"]
 
 _PREFIX = "mesh_gitops"
 
@@ -37,6 +37,10 @@ _PUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 _ACK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 #: One translation: milliseconds incrementally, seconds for a full fleet.
 _TRANSLATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: One stage of a reconcile (fetch, load, translate, publish): a millisecond to a minute.
+_STAGE_BUCKETS = (0.001, 0.0025, *_TRANSLATION_BUCKETS)
+#: The stages `reconcile_stage` observes: `Server.reload` (fetch, load), `Fleet.reconcile`.
+Stage = Literal["fetch", "load", "translate", "publish"]
 
 
 class Metrics:
@@ -66,6 +70,11 @@ class Metrics:
         self._safe_mode = Gauge(
             f"{_PREFIX}_safe_mode",
             "1 while safe mode (or the start window) holds translation back.",
+            registry=r,
+        )
+        self._leader = Gauge(
+            f"{_PREFIX}_leader",
+            "1 while this replica holds the leader lock and publishes (gitops.leader).",
             registry=r,
         )
         self._awaited = Gauge(
@@ -107,6 +116,14 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self._stage_seconds = Histogram(
+            f"{_PREFIX}_reconcile_stage_seconds",
+            "Duration of one reconcile stage: fetch and load (a config reload), translate "
+            "and publish (the fleet's reconcile; publish only when a cluster changed).",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=r,
+        )
 
     def agent_connected(
         self, cluster: str, stream: Literal["push", "pull"], connected: bool
@@ -142,6 +159,13 @@ class Metrics:
         """A translation finished after `seconds`; `outcome` is a CamelCase reason word."""
         self._translation_seconds.observe(seconds)
         self._translations.labels(outcome=outcome).inc()
+
+    def reconcile_stage(self, stage: Stage, seconds: float) -> None:
+        """One stage of a reconcile took `seconds` (`bench/e2e.py` splits its latency so)."""
+        self._stage_seconds.labels(stage=stage).observe(seconds)
+
+    def leader(self, leading: bool) -> None:
+        self._leader.set(1 if leading else 0)
 
     def forget_cluster(self, cluster: str) -> None:
         """Drop `cluster`'s series: it was deregistered (its KubernetesCluster removed).

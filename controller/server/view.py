@@ -39,6 +39,21 @@ class ClusterState:
     awaited: bool
     #: The start window expired without its snapshot: it gets no pushes (config frozen).
     pushes_frozen: bool = False
+    #: Objects in the published output version.
+    objects: int = 0
+    #: Objects the agent's last NACK named (0 after an ACK).
+    errors: int = 0
+    #: The config commit the published version was translated from.
+    published_revision: str | None = None
+    #: The config commit the agent runs: the published one once it ACKed that version,
+    #: None while it is on an older version (the server keeps no history of versions).
+    applied_revision: str | None = None
+    #: Why the sync policy refused the last commit for this cluster ("": not refused).
+    refused: str = ""
+    #: The commit refused (None unless `refused`).
+    refused_revision: str | None = None
+    #: A commit held for a manual sync (`gitops.sync.automated: false`), if any.
+    held_revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,4 +87,9 @@ class ServerView(Protocol):
 
     def config_revision(self) -> str | None:
         """The config commit the server last loaded (None: nothing loaded yet)."""
+        ...
+
+    def leader(self) -> bool:
+        """This replica holds the leader lock: it translates and publishes; the others
+        serve what it published (`gitops.leader`)."""
         ...

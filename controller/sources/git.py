@@ -41,6 +41,7 @@ __all__ = [
     "open_remote",
     "read_commit",
     "redact",
+    "repository",
     "resolve",
     "scrub",
 ]
@@ -91,6 +92,25 @@ def open_remote(url: str, ref: str | None, cache_dir: Path) -> Tree:
     else:
         _fetch(repo, url)
     return _read(repo, ref, "", f"{shown}@{ref or 'HEAD'}", {"url": shown})
+
+
+def repository(location: str, cache_dir: Path) -> pygit2.Repository:
+    """The repository `open_source` read `location` from: a URL's cached clone, or the
+    repository around a local path (signature verification reads its commits)."""
+    target: str | None = str(cache_path(location, cache_dir))
+    if not is_remote(location):
+        start = Path(location)
+        while not start.exists() and start != start.parent:
+            start = start.parent
+        target = pygit2.discover_repository(str(start))
+    if target is None:
+        raise SourceError(f"path '{location}' is not inside a Git repository")
+    try:
+        return pygit2.Repository(target)
+    except pygit2.GitError as err:
+        raise SourceError(
+            f"cannot open the repository of {redact(location)}: {redact(str(err))}"
+        ) from None
 
 
 def open_local(path: Path, ref: str | None) -> Tree:

@@ -13,7 +13,10 @@ pushes the notes ref to the remote.
 
 A push that fails leaves the note written locally and raises `StatusUnavailable`; the next
 post pushes again, even when its status is a repeat, so nothing is lost while the remote
-is down. The controller is the only writer of this ref, so the push is a fast-forward.
+is down. Pushes are fast-forwards, never forced. Before its first push, and again when the
+remote refuses one, the writer fetches the remote's notes and replays its own on top (a
+server restarted with an empty cache clone, a second replica, a note added by hand): per
+commit the two JSON documents are merged, this writer's contexts winning.
 
 Built by `controller.status.writer_for`; the server calls `post` after each step.
 """
@@ -33,6 +36,8 @@ from gitops.statuses import Status, check_sha
 log = logging.getLogger(__name__)
 
 NOTES_REF = "refs/notes/mesh-gitops"
+#: Where the remote's notes are fetched to before ours are replayed on top of them.
+REMOTE_NOTES_REF = "refs/mesh-gitops/remote-notes"
 _SIGNATURE = ("mesh-gitops", "mesh-gitops@localhost")
 
 
@@ -132,23 +137,69 @@ class NotesWriter:
             return
         if tip == self._pushed:
             return
-        remote = self._remote_object(self._remote)
-        callbacks = _PushCallbacks(credentials=self._credentials)
-        where = _display(self._remote)
-        try:
-            remote.push([f"{NOTES_REF}:{NOTES_REF}"], callbacks=callbacks)
-        except (pygit2.GitError, OSError) as exc:
-            raise StatusUnavailable(
-                f"notes written locally, push to {where} failed: {exc}"
-            ) from None
-        if callbacks.rejected:
-            # libgit2 reports a refused ref (non-fast-forward, a hook) here, not by raising.
-            raise StatusUnavailable(
-                f"notes written locally, {where} refused {NOTES_REF}: {callbacks.rejected}"
-            )
+        if self._pushed is None:
+            self._catch_up()  # first push: build on what the remote already has
+        rejected = self._push()
+        if rejected:
+            # Someone else moved the remote's notes since: replay ours on theirs, once.
+            self._catch_up()
+            rejected = self._push()
+        if rejected:
+            where = _display(self._remote)
+            raise StatusUnavailable(f"notes written locally, {where}: {rejected}")
+        tip = self._repo.references[NOTES_REF].target
         if not isinstance(tip, pygit2.Oid):
             raise AssertionError("a notes ref is never symbolic")
         self._pushed = tip
+
+    def _push(self) -> str:
+        """Push the notes ref; returns why it did not land, empty when it did."""
+        assert self._remote is not None
+        remote = self._remote_object(self._remote)
+        callbacks = _PushCallbacks(credentials=self._credentials)
+        try:
+            remote.push([f"{NOTES_REF}:{NOTES_REF}"], callbacks=callbacks)
+        except (pygit2.GitError, OSError) as exc:
+            # libgit2 raises for a non-fast-forward it can see locally, and for I/O errors.
+            return f"push failed: {exc}"
+        # A ref the remote itself refused (non-fast-forward, a hook) is reported here.
+        return f"refused {NOTES_REF}: {callbacks.rejected}" if callbacks.rejected else ""
+
+    def _catch_up(self) -> None:
+        """Fetch the remote's notes and replay ours on top, so the next push fast-forwards."""
+        assert self._remote is not None
+        remote = self._remote_object(self._remote)
+        try:
+            remote.fetch(
+                [f"+{NOTES_REF}:{REMOTE_NOTES_REF}"],
+                callbacks=_PushCallbacks(credentials=self._credentials),
+            )
+        except (pygit2.GitError, OSError) as exc:
+            where = _display(self._remote)
+            raise StatusUnavailable(
+                f"notes written locally, fetching {NOTES_REF} from {where} failed: {exc}"
+            ) from None
+        theirs_ref = self._repo.references.get(REMOTE_NOTES_REF)
+        mine_ref = self._repo.references.get(NOTES_REF)
+        if theirs_ref is None:
+            return  # the remote has no notes yet
+        theirs = theirs_ref.target
+        if mine_ref is not None:
+            mine = mine_ref.target
+            if mine == theirs or self._repo.descendant_of(mine, theirs):
+                return  # already on top of theirs
+            ours = {
+                note.annotated_id: self._read(str(note.annotated_id))
+                for note in self._repo.notes(NOTES_REF)  # type: ignore[call-arg]  # stub lacks ref
+            }
+        else:
+            ours = {}
+        self._repo.references.create(NOTES_REF, theirs, force=True)
+        for annotated, document in sorted(ours.items(), key=lambda item: str(item[0])):
+            sha = str(annotated)
+            merged = _merged(self._read(sha), document)
+            if merged != self._read(sha):
+                self._write(sha, merged)
 
     def _remote_object(self, remote: str) -> pygit2.Remote:
         if "://" in remote or remote.startswith("/") or "@" in remote:
@@ -158,6 +209,12 @@ class NotesWriter:
             return self._repo.remotes[remote]
         except KeyError:
             raise StatusError(f"the repository has no remote {remote!r}") from None
+
+
+def _merged(theirs: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """One commit's note after a catch-up: every context of both, ours winning."""
+    statuses = {**theirs.get("statuses", {}), **ours.get("statuses", {})}
+    return {**theirs, **ours, "statuses": dict(sorted(statuses.items()))}
 
 
 class _PushCallbacks(pygit2.RemoteCallbacks):

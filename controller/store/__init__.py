@@ -13,16 +13,21 @@ import), and underneath `keys` (names), `stream` (diff-stream entries) and `tran
 
 Exceptions: `StoreError` for everything Redis could not do (after the retries, for
 connection problems); its subclass `CacheLost` when the generation key vanished, i.e.
-Redis lost its data, which the caller answers by re-entering safe mode.
+Redis lost its data, which the caller answers by re-entering safe mode; its subclass
+`NotLeader` when a write only the leader may make comes from a replica that lost the
+leader lock (`leader`: the lock, its fencing token, and what replicas follow).
 """
 
 from controller.store.connect import connect, retrying_for
+from controller.store.leader import Lease
 from controller.store.local import LocalRedis
 from controller.store.snapshot_dir import export_snapshots, import_snapshots
 from controller.store.store import (
     CacheLost,
+    Fence,
     InputChange,
     InputStatus,
+    NotLeader,
     OutputWrite,
     Published,
     Store,
@@ -31,9 +36,12 @@ from controller.store.store import (
 
 __all__ = [
     "CacheLost",
+    "Fence",
     "InputChange",
     "InputStatus",
+    "Lease",
     "LocalRedis",
+    "NotLeader",
     "OutputWrite",
     "Published",
     "Store",

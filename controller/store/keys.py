@@ -20,6 +20,10 @@ separator, which no Kubernetes name or kind can contain.
 | `gitops#reports#keys` | set | every `reports#` key (so a replace deletes stale ones) |
 | `agents#{cluster}` | hash | facts about a cluster's agent (shown by /api/clusters) |
 | `gitops#agents#clusters` | set | clusters with an `agents#` key |
+| `gitops#leader` | string | the leader replica's id, with the lease as its TTL |
+| `gitops#leader#fence` | string | the fencing token: INCR on every acquisition |
+| `gitops#triggers` | stream | webhooks and syncs a follower hands to the leader |
+| `gitops#commit#{sha}` | string | a commit's report (`/reports/<sha>`) JSON; expires in 30 days |
 """
 
 from __future__ import annotations
@@ -37,6 +41,14 @@ INPUT_STATUS = "gitops#inputs#status"
 OUTPUT_CLUSTERS = "gitops#outputs#clusters"
 REPORT_KEYS = "gitops#reports#keys"
 AGENT_CLUSTERS = "gitops#agents#clusters"
+#: The leader lock (`controller.store.leader`) and its fencing token.
+LEADER = "gitops#leader"
+LEADER_FENCE = "gitops#leader#fence"
+#: Triggers (webhook reasons, manual syncs) followers forward to the leader; the leader
+#: deletes each entry once it has fired its own trigger for it.
+TRIGGERS = "gitops#triggers"
+#: A commit's report outlives the reconcile that wrote it, not forever: a month of commits.
+COMMIT_REPORT_SECONDS = 30 * 24 * 3600
 
 #: Characters that would make a key ambiguous: `~` splits input keys, `#` ours.
 _RESERVED = ("~", "#")
@@ -96,3 +108,10 @@ def report_key(kind: str, namespace: str, name: str) -> str:
     if "#" in namespace:
         raise ValueError(f"report namespace {namespace!r} contains '#'")
     return f"reports#{kind}#{namespace}#{name}"
+
+
+def commit_report_key(sha: str) -> str:
+    """`gitops#commit#{sha}` for a full lowercase hexadecimal commit id."""
+    if len(sha) not in (40, 64) or any(c not in "0123456789abcdef" for c in sha):
+        raise ValueError(f"{sha[:80]!r} is not a full commit SHA")
+    return f"gitops#commit#{sha}"

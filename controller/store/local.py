@@ -81,7 +81,13 @@ class LocalRedis:
             "--daemonize", "no",
         ]  # fmt: skip
         self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            # Its own process group: Ctrl-C at a terminal reaches the server, which stops
+            # Redis last (after releasing the leader lock), not Redis first.
+            process_group=0,
         )
         try:
             self._wait_ready()

@@ -20,7 +20,7 @@ that cluster's inputs atomically; clusters in Redis but not in the directory are
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,20 @@ CLUSTER_SCOPED_DIR = "_cluster"
 _SHOWN_PROBLEMS = 5
 
 
-def _file_name(oid: ObjectId) -> str:
-    parts = [oid.kind, oid.version] + ([oid.group] if oid.group else [])
-    return ".".join(parts).lower() + ".yaml"
+def snapshot_files(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """One cluster's objects by the snapshot file they go in
+    (`<namespace or _cluster>/<kind>.<version>[.<group>].yaml`), each file's sorted by name:
+    what `export_snapshots` writes and the server's previews read."""
+    files: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for obj in objects:
+        oid = ObjectId.of(obj)
+        parts = [oid.kind, oid.version] + ([oid.group] if oid.group else [])
+        path = f"{oid.namespace or CLUSTER_SCOPED_DIR}/{'.'.join(parts).lower()}.yaml"
+        files.setdefault(path, []).append((oid.name, obj))
+    return {
+        path: [obj for _, obj in sorted(named, key=lambda item: item[0])]
+        for path, named in sorted(files.items())
+    }
 
 
 def export_snapshots(store: Store, out_dir: Path) -> dict[str, int]:
@@ -51,23 +62,14 @@ def export_snapshots(store: Store, out_dir: Path) -> dict[str, int]:
     clusters, _ = store.load_inputs()
     counts: dict[str, int] = {}
     for cluster, objects in clusters.items():
-        files: dict[Path, list[tuple[str, dict[str, Any]]]] = {}
-        for obj in objects:
-            oid = ObjectId.of(obj)
-            folder = oid.namespace or CLUSTER_SCOPED_DIR
-            files.setdefault(Path(cluster, folder, _file_name(oid)), []).append((oid.name, obj))
         (out_dir / cluster).mkdir(parents=True, exist_ok=True)
-        for relative, named in sorted(files.items()):
-            target = out_dir / relative
+        for relative, named in snapshot_files(objects).items():
+            target = out_dir / cluster / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("w", encoding="utf-8") as fh:
-                rendering.write_all((obj for _, obj in sorted(named, key=_by_name)), fh.write)
+                rendering.write_all(named, fh.write)
         counts[cluster] = len(objects)
     return counts
-
-
-def _by_name(item: tuple[str, dict[str, Any]]) -> str:
-    return item[0]
 
 
 def _documents(data: Any) -> Iterator[Any]:

@@ -3,9 +3,11 @@
 Where it sits: the relay server writes each agent's pushed inputs (`replace_inputs` for a
 complete snapshot, `update_inputs` for a delta); the reconcile loop reads them
 (`load_inputs`, then `follow` on the diff stream), records what it published to each cluster
-(`publish_outputs`) and the per-resource reports (`write_reports`); `/api/clusters` shows
+(`publish_outputs`) and the per-resource reports (`write_reports`), both fenced to the
+leader (`controller.store.leader`); `/api/clusters` shows
 `input_status` and `agent`; `gitops snapshot export|import` goes through
-`controller.store.snapshot_dir`. Key names are in `controller.store.keys`, stream entries in
+`controller.store.snapshot_dir`. Reports and agent facts are written by the base class,
+`controller.store.records`. Key names are in `controller.store.keys`, stream entries in
 `controller.store.stream`, retries and the generation rule in `controller.store.transactions`.
 
 Consistency: every write is one MULTI/EXEC, prepared under WATCH of the generation key and of
@@ -29,11 +31,28 @@ import tenacity
 from redis.client import Pipeline
 
 from controller.store import keys, stream
+from controller.store.records import Records, check_cluster
 from controller.store.stream import InputChange
-from controller.store.transactions import CacheLost, StoreError, Transactions, encode, text
+from controller.store.transactions import (
+    CacheLost,
+    Fence,
+    NotLeader,
+    StoreError,
+    encode,
+    text,
+)
 from gitops.objects import ObjectId
 
-__all__ = ["CacheLost", "InputChange", "InputStatus", "Published", "Store", "StoreError"]
+__all__ = [
+    "CacheLost",
+    "Fence",
+    "InputChange",
+    "InputStatus",
+    "NotLeader",
+    "Published",
+    "Store",
+    "StoreError",
+]
 
 Objects = dict[str, list[dict[str, Any]]]
 
@@ -81,14 +100,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _check_cluster(cluster: str) -> None:
-    try:
-        keys.check_cluster(cluster)
-    except ValueError as exc:
-        raise StoreError(str(exc)) from None
-
-
-class Store(Transactions):
+class Store(Records):
     """The store over one redis-py client (see `controller.store.connect`)."""
 
     def __init__(
@@ -132,7 +144,7 @@ class Store(Transactions):
         self, cluster: str, objects: Iterable[Mapping[str, Any]], *, now: float
     ) -> None:
         """Make `objects` the cluster's whole input snapshot, atomically; record its status."""
-        _check_cluster(cluster)
+        check_cluster(cluster)
         grouped = self._group(cluster, objects)
 
         def queue(pipe: Pipeline, old: set[str]) -> None:
@@ -163,7 +175,7 @@ class Store(Transactions):
     ) -> None:
         """Apply a delta atomically. A hash emptied by removals stays in the key set (a reader
         reads it as empty) until the cluster's next `replace_inputs`."""
-        _check_cluster(cluster)
+        check_cluster(cluster)
         upserts = list(upserts)
         grouped = self._group(cluster, upserts)
         gone: dict[str, list[str]] = {}
@@ -309,7 +321,7 @@ class Store(Transactions):
         only ever grow, but may skip a number.
         """
         for cluster in writes:
-            _check_cluster(cluster)
+            check_cluster(cluster)
         order = sorted(writes)
         at: dict[str, int] = {}
 
@@ -329,7 +341,9 @@ class Store(Transactions):
                     pipe.hset(objects_key, mapping=mapping)  # type: ignore[arg-type]
                 pipe.sadd(keys.OUTPUT_CLUSTERS, cluster)
 
-        replies = self._run("write_outputs", lambda: self._write([], lambda p: None, queue))
+        replies = self._run(
+            "write_outputs", lambda: self._write([], lambda p: None, queue, fenced=True)
+        )
         return {cluster: int(replies[i]) for cluster, i in at.items()}
 
     def outputs(self, cluster: str) -> Published:
@@ -353,56 +367,6 @@ class Store(Transactions):
             "output_clusters", lambda: self._read(lambda p: p.smembers(keys.OUTPUT_CLUSTERS))
         )
         return {text(m) for m in members}
-
-    # -- reports --------------------------------------------------------------------------
-
-    def write_reports(self, reports: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
-        """Make `reports` the whole set, atomically: keys of resources not in it are deleted."""
-        try:
-            new = {keys.report_key(*ref): encode(report) for ref, report in reports.items()}
-        except ValueError as exc:
-            raise StoreError(str(exc)) from None
-
-        def prepare(pipe: Pipeline) -> set[str]:
-            return {text(k) for k in pipe.smembers(keys.REPORT_KEYS)}
-
-        def queue(pipe: Pipeline, old: set[str]) -> None:
-            if stale := old - new.keys():
-                pipe.delete(*stale)
-            pipe.delete(keys.REPORT_KEYS)
-            if new:
-                pipe.mset(new)
-                pipe.sadd(keys.REPORT_KEYS, *new)
-
-        self._run("write_reports", lambda: self._write([keys.REPORT_KEYS], prepare, queue))
-
-    def report(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            key = keys.report_key(kind, namespace, name)
-        except ValueError:
-            return None
-        (raw,) = self._run("report", lambda: self._read(lambda p: p.get(key)))
-        return None if raw is None else dict(json.loads(raw))
-
-    # -- agents ---------------------------------------------------------------------------
-
-    def record_agent(self, cluster: str, fields: Mapping[str, str]) -> None:
-        """Merge facts about a cluster's agent (connected since, version, address...)."""
-        _check_cluster(cluster)
-        if not fields:
-            return
-
-        def queue(pipe: Pipeline, _: None) -> None:
-            pipe.hset(keys.agent_key(cluster), mapping=dict(fields))  # type: ignore[arg-type]
-            pipe.sadd(keys.AGENT_CLUSTERS, cluster)
-
-        self._run("record_agent", lambda: self._write([], lambda p: None, queue))
-
-    def agent(self, cluster: str) -> dict[str, str]:
-        (found,) = self._run(
-            "agent", lambda: self._read(lambda p: p.hgetall(keys.agent_key(cluster)))
-        )
-        return {text(k): text(v) for k, v in sorted(found.items())}
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -446,7 +410,7 @@ class Store(Transactions):
                 holder[:] = [state[0]]
                 return state
 
-            self._write(index, remember, queue)
+            self._write(index, remember, queue, fenced=True)
 
         self._run("clean", op)
         return holder[0] if holder else []

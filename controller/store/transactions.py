@@ -6,9 +6,16 @@ one `_run` (the tenacity policy of `controller.store.connect.retrying_for`) arou
 except `ensure_generation` here and the blocking stream read (`controller.store.stream`).
 
 The exception tree: `StoreError` (Redis unreachable after the retries, a refused command,
-input the store cannot key) and its subclass `CacheLost` (the generation key vanished or
-changed: Redis lost its data; never retried). Messages name keys and clusters, never
+input the store cannot key) and its subclasses `CacheLost` (the generation key vanished or
+changed: Redis lost its data; never retried) and `NotLeader` (a fenced write by a replica
+that no longer holds the leader lock; never retried). Messages name keys and clusters, never
 values or credentials.
+
+Fencing. Writes only the leader may make (`_write(..., fenced=True)`: outputs, reports,
+`clean`) also WATCH `gitops#leader` and `gitops#leader#fence` and check, before MULTI, that
+they still name this replica and its token (`fence`, set by `controller.store.leader`);
+otherwise `NotLeader`, and nothing is written. A Store without a fence (tools, tests)
+writes unchecked.
 
 Generation. `ensure_generation` (server start) creates `gitops#generation` when missing;
 the Store adopts it (or, failing that, the first one it reads) and every later operation
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -30,7 +38,7 @@ from redis.client import Pipeline
 
 from controller.store import keys
 
-__all__ = ["CacheLost", "StoreError", "Transactions", "encode", "text"]
+__all__ = ["CacheLost", "Fence", "NotLeader", "StoreError", "Transactions", "encode", "text"]
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -45,6 +53,19 @@ class StoreError(Exception):
 
 class CacheLost(StoreError):
     """The generation key vanished or changed: what Redis held was lost; reload from agents."""
+
+
+class NotLeader(StoreError):
+    """A write only the leader may make, by a replica that no longer holds the lock."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Who must hold the leader lock for a fenced write to go through: this replica's id
+    and the token its acquisition got (0: never acquired, so every fenced write fails)."""
+
+    holder: str
+    token: int
 
 
 def encode(obj: Mapping[str, Any]) -> bytes:
@@ -72,6 +93,13 @@ class Transactions:
         self._client = client
         self._retrying = retrying
         self._generation: str | None = None
+        #: Checked by fenced writes; None: unchecked (a single process owns the store).
+        self.fence: Fence | None = None
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client (the leader lock, `controller.store.leader`, shares it)."""
+        return self._client
 
     def _run(self, what: str, op: Callable[[], T]) -> T:
         """`op` under the retry policy; redis errors left after it become StoreError."""
@@ -112,6 +140,11 @@ class Transactions:
         self._check(replies[0])
         return replies[1:]
 
+    def read(self, what: str, queue: Callable[[Pipeline], object]) -> list[Any]:
+        """`_read` under the retry policy, for reads that live beside the Store
+        (`controller.store.leader.marks`)."""
+        return self._run(what, lambda: self._read(queue))
+
     def _watched_read(
         self,
         watch: str,
@@ -140,15 +173,22 @@ class Transactions:
         watch: Sequence[str],
         prepare: Callable[[Pipeline], S],
         queue: Callable[[Pipeline, S], object],
+        *,
+        fenced: bool = False,
     ) -> list[Any]:
         """WATCH the generation and `watch`; check the generation; `prepare` (immediate
         reads); then one MULTI/EXEC of what `queue` adds. Redone if a watched key changed,
-        so nothing is written into a cache whose generation is gone."""
+        so nothing is written into a cache whose generation is gone. `fenced`: also the
+        leader lock and token (see the module docstring)."""
+        fence = self.fence if fenced else None
+        lock = [keys.LEADER, keys.LEADER_FENCE] if fence is not None else []
         with self._client.pipeline(transaction=True) as pipe:
             for _ in range(_MAX_RACES):
                 try:
-                    pipe.watch(keys.GENERATION, *watch)  # type: ignore[no-untyped-call]
+                    pipe.watch(keys.GENERATION, *lock, *watch)  # type: ignore[no-untyped-call]
                     self._check(pipe.get(keys.GENERATION))
+                    if fence is not None:
+                        _check_fence(fence, pipe.mget(keys.LEADER, keys.LEADER_FENCE))
                     state = prepare(pipe)
                     pipe.multi()
                     queue(pipe, state)
@@ -176,3 +216,13 @@ class Transactions:
         generation, created = self._run("ensure_generation", op)
         self._generation = generation
         return generation, created
+
+
+def _check_fence(fence: Fence, found: Sequence[bytes | str | None]) -> None:
+    holder, token = (None if v is None else text(v) for v in found)
+    if holder != fence.holder or token != str(fence.token) or not fence.token:
+        raise NotLeader(
+            f"replica {fence.holder} no longer holds the leader lock ({keys.LEADER}: "
+            f"{holder or 'unset'}; fencing token {token or 'unset'}, ours {fence.token}): "
+            "only the leader publishes"
+        )

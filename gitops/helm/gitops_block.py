@@ -90,6 +90,10 @@ class Status(ValuesModel):
     repository: str | None = None
     #: Secret with the Git host's API token; needed by every provider but `notes`.
     token_secret: SecretName | None = None
+    #: External base URL of the API listener (`https://mesh-gitops.example.com`): statuses
+    #: link to `<reportsUrl>/reports/<sha>`. Default `http://<host>:<port>` of
+    #: `gitops.listen.api` (this machine's host name for a 0.0.0.0 address).
+    reports_url: Annotated[str, Field(pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")] | None = None
 
 
 _DEFAULT_PREVIEW_REFS = ("refs/pull/*/head", "refs/merge-requests/*/head")
@@ -177,6 +181,31 @@ class Webhooks(ValuesModel):
     coalesce: Annotated[Duration, AfterValidator(_coalesce)] = _S
 
 
+class Api(ValuesModel):
+    """`gitops.api`: the JSON API on `gitops.listen.api` (`docs/endpoints.md`)."""
+
+    #: Secret whose key `token` the API's write endpoints (`POST /api/sync`) require as
+    #: `Authorization: Bearer <token>`. Unset: they are open (keep the listener private).
+    token_secret: SecretName | None = None
+
+
+def _lease(nanos: int) -> int:
+    # Renewed every third of it: under a second would be a busy loop against Redis, and
+    # over five minutes a crashed leader would leave the fleet unpublished that long.
+    if not _S <= nanos <= 300 * _S:
+        raise ValueError("lease must be between 1s and 5m")
+    return nanos
+
+
+class Leader(ValuesModel):
+    """`gitops.leader`: leader election when several server replicas share one Redis."""
+
+    #: How long the leader lock lasts unless renewed (every third of it). A replica that
+    #: cannot renew in time stops publishing; another takes over within about this long.
+    #: Default 15s.
+    lease: Annotated[Duration, AfterValidator(_lease)] = 15 * _S
+
+
 class Gitops(ValuesModel):
     """`gitops`: mesh-gitops' own settings."""
 
@@ -192,3 +221,5 @@ class Gitops(ValuesModel):
     previews: Previews = Previews()
     mesh: Mesh = Mesh()
     webhooks: Webhooks = Webhooks()
+    api: Api = Api()
+    leader: Leader = Leader()

@@ -54,7 +54,14 @@ def secrets(ctx: Context, findings: list[Finding]) -> list[pods.SecretMount]:
             if section.enabled and section.secret_name:
                 out.append(pods.SecretMount(section.secret_name))
     repo, status = values.gitops.repo, values.gitops.status
-    for name in (repo.auth_secret, repo.allowed_keys_secret, status.token_secret):
+    api, hooks = values.gitops.api, values.gitops.webhooks
+    for name in (
+        repo.auth_secret,
+        repo.allowed_keys_secret,
+        status.token_secret,
+        api.token_secret,
+        hooks.secret_name,
+    ):
         if name:
             out.append(pods.SecretMount(name))
     oidc = values.gloo_ui.auth.oidc

@@ -110,6 +110,8 @@ def test_secrets_are_referenced_by_name_and_never_created() -> None:
         + "  certs: {enabled: true, secretName: redis-ca}\n"
         + "gitops:\n  repo: {authSecret: git-auth, verify: head, allowedKeysSecret: signers}\n"
         + "  status: {provider: github, tokenSecret: gh-token}\n"
+        + "  api: {tokenSecret: api-token}\n"
+        + "  webhooks: {secretName: hook-secrets}\n"
     )
     objs = objects(values)
     assert not [o for o in objs if o["kind"] == "Secret"]
@@ -124,6 +126,8 @@ def test_secrets_are_referenced_by_name_and_never_created() -> None:
         "git-auth": False,
         "signers": False,
         "gh-token": False,
+        "api-token": False,
+        "hook-secrets": False,
     }
     mounts = {m["mountPath"] for m in container(deployment)["volumeMounts"]}
     assert "/etc/mesh-gitops/secrets/redis-auth" in mounts

@@ -679,3 +679,24 @@ def test_a_file_that_stops_parsing_keeps_the_objects_it_last_defined() -> None:
     assert ref not in loading.load(broken).by_ref
     # Deleting the file is a real change: its objects go.
     assert ref not in loading.load(Tree({}), previous=kept).by_ref
+
+
+@pytest.mark.parametrize(
+    ("meta", "field"),
+    [
+        ("name: <script>x</script>, namespace: bookinfo-backends", "metadata.name"),
+        ("name: Reviews, namespace: bookinfo-backends", "metadata.name"),
+        ("name: reviews, namespace: Bookinfo_Backends", "metadata.namespace"),
+    ],
+)
+def test_a_name_kubernetes_would_refuse_is_invalid(meta: str, field: str) -> None:
+    # Names become output object names, directory-cluster file paths, Redis keys and report
+    # pages: one that Kubernetes would refuse stops at the loader, with its file and field.
+    text = ROUTE_TABLE.replace("name: reviews, namespace: bookinfo-backends", meta, 1)
+    assert text != ROUTE_TABLE
+    bundle = load({"bad.yaml": text, **VALID})
+    [d] = bundle.diagnostics
+    assert (d.reason, d.field) == (Reason.InvalidValue, field)
+    assert d.source is not None and d.source.file == "bad.yaml"
+    assert "DNS-1123" in d.message and d.source.line == 3  # the metadata line
+    assert [o.ref.name for o in bundle.objects] == ["reviews"]

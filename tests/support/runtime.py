@@ -33,7 +33,9 @@ from controller.agent.runner import Agent
 from controller.backends.directory import DirectoryBackend
 from controller.secrets import SecretsDir
 from controller.server.app import Server
+from controller.status.notes import NotesWriter
 from gitops.helm.models import Values
+from gitops.statuses import Status
 from tests.support.git_servers import run_git
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +98,32 @@ def owned_files(cluster_dir: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
+def retry_attempts(cluster_dir: Path) -> set[int]:
+    """The retry attempts on any route of the cluster's owned VirtualServices (what a
+    RetryTimeoutPolicy change shows up as)."""
+    found = set()
+    for obj in owned_files(cluster_dir).values():
+        if obj.get("kind") == "VirtualService":
+            for route in (obj.get("spec") or {}).get("http") or []:
+                if "retries" in route:
+                    found.add(route["retries"]["attempts"])
+    return found
+
+
+def notes_on(repo: Path, sha: str) -> dict[str, Status]:
+    """The commit statuses the server wrote as git notes on `sha`, by context."""
+    notes = NotesWriter(repo, remote=None)
+    try:
+        return notes.latest(sha)
+    finally:
+        notes.close()
+
+
+def states_on(repo: Path, sha: str) -> dict[str, str]:
+    """`notes_on`, state values only."""
+    return {context: s.state.value for context, s in notes_on(repo, sha).items()}
+
+
 def inodes(cluster_dir: Path, paths: Iterable[str]) -> dict[str, int]:
     """The inode of each file: an agent's atomic write (a rename) always changes it."""
     return {rel: (cluster_dir / rel).stat().st_ino for rel in paths}
@@ -147,6 +175,8 @@ class Installation:
     redis_address: str | None
     server_overrides: dict[str, Any] = field(default_factory=dict)
     server: Server | None = None
+    #: More servers on the same Redis (`start_replica`): replicas of `server`.
+    replicas: list[Server] = field(default_factory=list)
     agents: dict[str, Agent] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -175,6 +205,17 @@ class Installation:
         )
         server.start()
         self.server = server
+        return server
+
+    def start_replica(self, name: str = "replica") -> Server:
+        """Another server on the same Redis and config (its own data dir, Git cache and
+        ports), as a second pod of the deployment would be; `stop` stops it."""
+        assert self.redis_address, "replicas share one external Redis"
+        server = Server(
+            self.server_values(), self.secrets, self.base / name, self.base / f"cache-{name}"
+        )
+        server.start()
+        self.replicas.append(server)
         return server
 
     def restart_server(self) -> Server:
@@ -225,8 +266,9 @@ class Installation:
             files[rel]["spec"] == obj.get("spec") for rel, obj in published.items()
         )
 
-    def agent_values_raw(self, cluster: str) -> dict[str, Any]:
-        ports = self.running.ports
+    def agent_values_raw(self, cluster: str, server: Server | None = None) -> dict[str, Any]:
+        """An agent's values, pointing at `server` (default: the installation's server)."""
+        ports = (server or self.running).ports
         return {
             "common": {"cluster": cluster},
             "glooAgent": {
@@ -303,6 +345,8 @@ class Installation:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        while self.replicas:
+            self.replicas.pop().stop()
 
 
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:

@@ -203,3 +203,20 @@ def test_local_watch_on_a_plain_directory_fires_on_file_edits(
     finally:
         watch.close()
     assert runs.reasons[0] == frozenset({"local"})
+
+
+def test_local_watch_ignores_the_servers_own_git_notes(
+    working_copy: Path, runs: Runs, make_trigger: Callable[[float], Trigger]
+) -> None:
+    # Commit statuses are notes in the watched repository; the first one creates the
+    # `refs/notes` directory itself, an event for `refs/notes` without a trailing part.
+    head = run_git(working_copy, "rev-parse", "HEAD").strip()
+    trigger = make_trigger(0.01)
+    watch = LocalWatch(working_copy, trigger)
+    try:
+        for n in range(3):
+            run_git(working_copy, "notes", "--ref=mesh-gitops", "add", "-f", "-m", f"s{n}", head)
+        time.sleep(0.5)  # proving absence: give watchdog time to (wrongly) report
+    finally:
+        watch.close()
+    assert runs.reasons == []

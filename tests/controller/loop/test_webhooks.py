@@ -47,6 +47,9 @@ class NoView:
     def config_revision(self) -> str | None:
         return None
 
+    def leader(self) -> bool:
+        return True
+
 
 @dataclass
 class Hooks:

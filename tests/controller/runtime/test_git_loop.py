@@ -4,17 +4,9 @@ call (the Git loop polls and watches), and the commit gets its statuses as git n
 from __future__ import annotations
 
 from controller.status.notes import NotesWriter
-from tests.support.runtime import Installation, commit, wait_until
+from tests.support.runtime import Installation, commit, states_on, wait_until
 
 RETRIES = "bookinfo/policies/retry-timeout.yaml"
-
-
-def _states(install: Installation, sha: str) -> dict[str, str]:
-    notes = NotesWriter(install.repo, remote=None)
-    try:
-        return {c: s.state.value for c, s in notes.latest(sha).items()}
-    finally:
-        notes.close()
 
 
 def test_a_commit_is_applied_everywhere_and_reported_on_that_commit(
@@ -38,7 +30,7 @@ def test_a_commit_is_applied_everywhere_and_reported_on_that_commit(
         "mesh-gitops/drift/cluster1": "success",
         "mesh-gitops/drift/cluster2": "success",
     }
-    wait_until(lambda: _states(install, sha) == expected, what="statuses on the commit")
+    wait_until(lambda: states_on(install.repo, sha) == expected, what="statuses on the commit")
 
 
 def test_a_broken_commit_deletes_nothing_and_fails_translation_naming_the_file(
@@ -49,7 +41,7 @@ def test_a_broken_commit_deletes_nothing_and_fails_translation_naming_the_file(
     before = {c: dict(server.fleet.clusters[c].outputs) for c in ("cluster1", "cluster2")}
     sha = commit(install.repo, "oops", {RETRIES: "apiVersion: [unclosed\n"})
     wait_until(
-        lambda: _states(install, sha).get("mesh-gitops/translation") == "failure",
+        lambda: states_on(install.repo, sha).get("mesh-gitops/translation") == "failure",
         what="the translation status",
     )
     notes = NotesWriter(install.repo, remote=None)

@@ -53,6 +53,9 @@ class FakeView:
     def config_revision(self) -> str | None:
         return self.revision
 
+    def leader(self) -> bool:
+        return True
+
 
 @dataclass
 class Served:
@@ -102,6 +105,7 @@ def test_readyz_is_200_when_redis_answers_and_safe_mode_is_satisfied(served: Ser
     assert response.json() == {
         "ready": True,
         "redis": True,
+        "leader": True,
         "safeMode": {"active": False, "awaited": [], "windowExpires": None, "reason": "all pushed"},
     }
 
@@ -114,6 +118,7 @@ def test_readyz_is_503_naming_the_awaited_clusters_in_safe_mode(served: Served) 
     assert response.json() == {
         "ready": False,
         "redis": True,
+        "leader": True,
         "safeMode": {
             "active": True,
             "awaited": ["cluster2", "cluster3"],
@@ -176,6 +181,12 @@ def test_api_lists_clusters_sorted_by_name_with_the_revision(served: Served) -> 
                 "drift": 3,
                 "awaited": False,
                 "pushesFrozen": False,
+                "objects": 0,
+                "errors": 0,
+                "publishedRevision": None,
+                "appliedRevision": None,
+                "refused": None,
+                "heldRevision": None,
             },
             {
                 "name": "cluster2",
@@ -186,15 +197,24 @@ def test_api_lists_clusters_sorted_by_name_with_the_revision(served: Served) -> 
                 "drift": 0,
                 "awaited": True,
                 "pushesFrozen": False,
+                "objects": 0,
+                "errors": 0,
+                "publishedRevision": None,
+                "appliedRevision": None,
+                "refused": None,
+                "heldRevision": None,
             },
         ],
         "revision": "0123abcd",
+        "leader": True,
+        "safeMode": {"active": False, "awaited": [], "windowExpires": None, "reason": "all pushed"},
     }
 
 
 def test_api_with_nothing_loaded_yet(served: Served) -> None:
     served.view.revision = None
-    assert served.api.get("/api/clusters").json() == {"clusters": [], "revision": None}
+    body = served.api.get("/api/clusters").json()
+    assert (body["clusters"], body["revision"]) == ([], None)
 
 
 def test_api_returns_one_cluster(served: Served) -> None:
@@ -269,3 +289,27 @@ def test_extra_routes_are_served_beside_the_api() -> None:
 )
 def test_rfc3339_is_utc_whole_seconds_with_z(epoch: float | None, text: str | None) -> None:
     assert rfc3339(epoch) == text
+
+
+def test_api_rows_say_what_was_published_applied_refused_and_held(served: Served) -> None:
+    served.view.safe = WAITING
+    served.view.states = [
+        cluster(
+            "cluster1",
+            objects=11,
+            errors=2,
+            published_revision="a" * 40,
+            applied_revision=None,
+            refused="would prune every owned object",
+            refused_revision="b" * 40,
+            held_revision="c" * 40,
+        )
+    ]
+    body = served.api.get("/api/clusters").json()
+    row = body["clusters"][0]
+    assert (row["objects"], row["errors"]) == (11, 2)
+    assert (row["publishedRevision"], row["appliedRevision"]) == ("a" * 40, None)
+    assert row["refused"] == {"revision": "b" * 40, "reason": "would prune every owned object"}
+    assert row["heldRevision"] == "c" * 40
+    assert body["safeMode"]["awaited"] == ["cluster2", "cluster3"]
+    assert body["leader"] is True

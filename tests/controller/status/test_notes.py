@@ -92,18 +92,78 @@ def test_notes_refuse_a_bad_sha_and_an_unknown_commit(clone: tuple[Path, Path, s
         writer.close()
 
 
-def test_a_remote_notes_ref_moved_by_someone_else_is_not_overwritten(
+def test_a_remote_notes_ref_moved_by_someone_else_is_built_on_not_overwritten(
     clone: tuple[Path, Path, str], tmp_path: Path
 ) -> None:
     work, remote, sha = clone
     other = tmp_path / "other"
-    run_git(tmp_path, "clone", "-q", remote.as_uri(), str(other))
-    run_git(other, "notes", "--ref", NOTES_REF, "add", "-m", "by hand", sha)
+    run_git(tmp_path, "clone", "-q", "-b", "main", remote.as_uri(), str(other))
+    (other / "b.yaml").write_text("kind: Y\n")
+    run_git(other, "add", ".")
+    run_git(other, "commit", "-q", "-m", "two")
+    second = run_git(other, "rev-parse", "HEAD")
+    run_git(other, "push", "-q", "origin", "main")
+    run_git(other, "notes", "--ref", NOTES_REF, "add", "-m", "by hand", second)
     run_git(other, "push", "-q", "origin", NOTES_REF)
+    theirs = run_git(remote, "rev-parse", NOTES_REF)
     writer = NotesWriter(work)
     try:
-        with pytest.raises(StatusUnavailable, match="notes written locally"):
-            writer.post(sha, statuses.drift("east", 0))
+        assert writer.post(sha, statuses.drift("east", 0))
     finally:
         writer.close()
-    assert run_git(remote, "notes", "--ref", NOTES_REF, "show", sha) == "by hand"
+    # A fast-forward on top of their notes: their note stays, ours arrives.
+    run_git(remote, "merge-base", "--is-ancestor", theirs, NOTES_REF)
+    assert run_git(remote, "notes", "--ref", NOTES_REF, "show", second) == "by hand"
+    assert sorted(_remote_note(remote, sha)["statuses"]) == ["mesh-gitops/drift/east"]  # type: ignore[call-overload]
+
+
+def test_a_writer_in_a_fresh_clone_merges_with_the_notes_already_pushed(
+    clone: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    # A server restarted with an empty cache: its clone has none of the notes it pushed
+    # before, and must not be refused as a non-fast-forward forever.
+    work, remote, sha = clone
+    first = NotesWriter(work)
+    try:
+        first.post(sha, statuses.sync("east", 1, 1))
+        first.post(sha, statuses.drift("east", 0))
+    finally:
+        first.close()
+    fresh = tmp_path / "fresh"
+    run_git(tmp_path, "clone", "-q", remote.as_uri(), str(fresh))
+    second = NotesWriter(fresh)
+    try:
+        assert second.post(sha, statuses.drift("east", 2))
+        assert second.post(sha, statuses.translation([]))
+    finally:
+        second.close()
+    pushed = _remote_note(remote, sha)["statuses"]
+    assert sorted(pushed) == [  # type: ignore[call-overload]
+        "mesh-gitops/drift/east",
+        "mesh-gitops/sync/east",
+        "mesh-gitops/translation",
+    ]
+    assert pushed["mesh-gitops/drift/east"]["state"] == "failure"  # type: ignore[index]
+
+
+def test_a_push_refused_after_someone_else_pushed_is_replayed_on_theirs(
+    clone: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    work, remote, sha = clone
+    writer = NotesWriter(work)
+    try:
+        writer.post(sha, statuses.drift("east", 0))  # pushed: the writer is past its first push
+        other = tmp_path / "other"
+        run_git(tmp_path, "clone", "-q", "-b", "main", remote.as_uri(), str(other))
+        run_git(other, "fetch", "-q", "origin", f"{NOTES_REF}:{NOTES_REF}")
+        run_git(other, "notes", "--ref", NOTES_REF, "append", "-m", "x", sha)
+        run_git(other, "push", "-q", "origin", NOTES_REF)
+        theirs = run_git(remote, "rev-parse", NOTES_REF)
+        assert writer.post(sha, statuses.sync("east", 2, 2))
+    finally:
+        writer.close()
+    run_git(remote, "merge-base", "--is-ancestor", theirs, NOTES_REF)
+    assert sorted(_remote_note(remote, sha)["statuses"]) == [  # type: ignore[call-overload]
+        "mesh-gitops/drift/east",
+        "mesh-gitops/sync/east",
+    ]
