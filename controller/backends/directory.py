@@ -181,12 +181,13 @@ class DirectoryBackend:
                 continue
             try:
                 with self._lock:
-                    # Recorded before the write, so the watcher never sees our bytes unannounced.
+                    # The digest and the bytes change together under the lock the watcher
+                    # reads under, so it never compares one write's bytes with another's.
                     self._written[rel] = (digest, oid)
                     self._reported.pop(rel, None)
-                # Not fsynced: a folder cluster must survive a killed agent (the rename is
-                # atomic), not a power cut; the inventory, which prune trusts, is fsynced.
-                atomic_write(path, data, durable=False)
+                    # Not fsynced: a folder cluster must survive a killed agent (the rename
+                    # is atomic), not a power cut; the inventory, which prune trusts, is.
+                    atomic_write(path, data, durable=False)
             except OSError as err:
                 errors[oid] = f"cannot write {rel}: {err.strerror or err}"
                 continue
@@ -233,7 +234,7 @@ class DirectoryBackend:
             self._written.pop(rel, None)
             self._last.pop(rel, None)
             self._reported.pop(rel, None)
-        path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         return None
 
     def inventory(self) -> set[ObjectId]:
@@ -293,12 +294,12 @@ class DirectoryBackend:
         if is_hidden(rel) or not is_yaml(rel):
             return
         file = self.root / rel
-        try:
-            data: bytes | None = file.read_bytes() if file.is_file() else None
-        except OSError:
-            data = None
-        digest = hashlib.sha256(data).hexdigest() if data is not None else None
-        with self._lock:
+        with self._lock:  # read and compare with no apply writing in between
+            try:
+                data: bytes | None = file.read_bytes() if file.is_file() else None
+            except OSError:
+                data = None
+            digest = hashlib.sha256(data).hexdigest() if data is not None else None
             ours = self._written.get(rel)
             on_drift, on_inputs = self._on_drift, self._on_inputs
             if ours is not None:

@@ -226,10 +226,19 @@ class Rest:
         timeout = (_TIMEOUT[0], timeout_seconds + 30.0)
         response = self._send("GET", path, query, None, None, timeout)
         raw = response.response
+
+        def abort() -> None:
+            # A caller may hold this just as the stream ends on its own: shutting down a
+            # released or closed response then fails, and there is nothing left to abort.
+            try:
+                raw.shutdown()
+            except (OSError, RuntimeError, ValueError):
+                log.debug("watch %s: already over when aborted", path)
+
         try:
             if response.status != 200:
                 raise classify(response.status, response.read(), response.getheader("Retry-After"))
-            register(raw.shutdown)
+            register(abort)
             for line in raw:
                 if line.strip():
                     yield json.loads(line)

@@ -80,10 +80,9 @@ class Informer:
 
     def stop(self) -> None:
         self.stopping.set()
-        with self._abort_lock:
-            abort = self._abort
-        if abort is not None:
-            abort()
+        with self._abort_lock:  # held while aborting: the stream cannot end meanwhile
+            if self._abort is not None:
+                self._abort()
 
     def join(self, timeout: float) -> None:
         if self._thread.is_alive():
@@ -92,8 +91,8 @@ class Informer:
     def _register(self, abort: Callable[[], None] | None) -> None:
         with self._abort_lock:
             self._abort = abort
-        if abort is not None and self.stopping.is_set():
-            abort()
+            if abort is not None and self.stopping.is_set():
+                abort()
 
     def _list(self) -> str:
         listing = self.rest.call("GET", self.resource.path(), query=self.query)

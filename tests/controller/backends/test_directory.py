@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from controller.backends import Drift, Unavailable
-from controller.backends.directory import DirectoryBackend
+from controller.backends.directory import SETTLE_SECONDS, DirectoryBackend
 from gitops import rendering
 from gitops.discovery import DISCOVERED_KINDS
 from gitops.objects import OWNER_LABELS, ObjectId
@@ -168,3 +169,23 @@ def test_input_files_changing_produce_input_deltas(backend: DirectoryBackend) ->
     upserts, removed = deltas.get(timeout=WAIT)
     assert upserts == []
     assert {r.name for r in removed} == {d["metadata"]["name"] for d in [*docs, extra]}
+
+
+def test_our_writes_racing_the_settled_read_of_earlier_ones_are_not_drift(
+    backend: DirectoryBackend,
+) -> None:
+    """Each apply rewrites the files just as the watcher reads them for the apply before
+    (its settle time). Reading the old bytes and then comparing them with the new write's
+    digest reported drift for our own writes (and selfHeal resent the whole set)."""
+    drifts: list[Drift] = []
+    backend.watch_drift(drifts.extend)
+    names = [f"svc-{i}" for i in range(40)]
+    for attempt in range(12):
+        routes = [
+            istio("VirtualService", n, {"hosts": [n], "gateways": [str(attempt)]}) for n in names
+        ]
+        backend.apply(ChangeSet(tuple(routes)))
+        time.sleep(SETTLE_SECONDS * (0.9 + 0.02 * attempt))  # lands on the previous settle
+    time.sleep(SETTLE_SECONDS * 3)
+    backend.close()
+    assert drifts == []

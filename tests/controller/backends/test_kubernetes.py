@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from controller.backends import Drift
+from controller.backends.kube_rest import Rest
 from controller.backends.kubernetes import KubernetesBackend
 from gitops.objects import OWNER_LABELS, ObjectId
 from gitops.plan import ChangeSet, full
@@ -69,6 +70,9 @@ def backend(api: KubeApiStandIn, tmp_path: Path) -> Iterator[KubernetesBackend]:
     yield b
     b.close()
     client.close()
+    # A watch left running retries forever against a closed server (and, with tenacity's
+    # jitter, draws from the global `random` under other tests' feet).
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("watch-")]
 
 
 def test_discover_lists_every_discovered_kind(backend: KubernetesBackend) -> None:
@@ -255,3 +259,21 @@ def test_drift_relist_after_410_reports_what_was_missed(
     api.expire_history()
     api.remove("networking.istio.io/v1", "VirtualService", NS, "reviews")
     assert drifts.get(timeout=WAIT) == Drift(ObjectId.of(VS), "deleted")
+
+
+def test_aborting_a_watch_after_it_ended_is_harmless(api: KubeApiStandIn) -> None:
+    """`close` may read a watch's abort just before the stream ends on its own (the
+    server's timeout); calling it afterwards must not raise (it raised EBADF, or "already
+    released to the pool", and left the informer thread running)."""
+    client = api.client()
+    try:
+        registered: list[Any] = []
+        events = Rest(client).watch("/api/v1/services", [], 1, registered.append)
+        seen = list(events)  # the server ends the watch after 1 s
+        assert [e["object"]["metadata"]["name"] for e in seen] == ["reviews"]
+        abort, cleared = registered
+        assert callable(abort) and cleared is None
+        abort()
+        abort()
+    finally:
+        client.close()
