@@ -18,10 +18,11 @@ Other parts of the loop add statuses of their own through `sources`: callables r
 unsigned commit, pull-request previews).
 
 Every status links to its commit's report: `target_url` is `<reports_url>/reports/<sha>`
-(a source's status keeps a `target_url` of its own). When the statuses of a commit change,
-and only then, the reporter writes that commit's `statuses`, `translation` and `sync`
-sections (`controller/server/report_sections.py`) into `CommitReports`, before posting,
-so a link is never followed to a report that does not say what the status says.
+(a source's status keeps a `target_url` of its own). When the statuses of a commit or its
+clusters' rows change (a NACK's later errors change the rows, not the status), and only
+then, the reporter writes that commit's `statuses`, `translation` and `sync` sections
+(`controller/server/report_sections.py`) into `CommitReports`, before posting, so a link
+is never followed to a report that does not say what the status says.
 
 A writer that fails is retried on the next tick (the post is not recorded as done).
 Directory sources have no commit, so nothing is posted for them.
@@ -33,6 +34,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from controller.server import report_sections
 from controller.server.cluster import Translated
@@ -73,8 +75,8 @@ class StatusReporter:
         self.reports = reports
         self.reports_url = reports_url.rstrip("/")
         self.posted: dict[tuple[str, str], Status] = {}
-        #: Per commit, the statuses its report was last written from.
-        self.reported: dict[str, dict[str, Status]] = {}
+        #: Per commit, the statuses and sync rows its report was last written from.
+        self.reported: dict[str, tuple[dict[str, Status], dict[str, Any]]] = {}
         #: The last translation and its status: summarised once, not on every tick.
         self._translation: tuple[Translated, Status] | None = None
 
@@ -142,19 +144,36 @@ class StatusReporter:
         by_sha: dict[str, dict[str, Status]] = {}
         for (sha, context), status in sorted(wanted.items()):
             by_sha.setdefault(sha, {})[context] = status
+        now: dict[str, tuple[dict[str, Status], dict[str, Any]]] = {}
         for sha, found in by_sha.items():
-            if self.reported.get(sha) != found:
+            # The rows too: a NACK's later errors change the report, not the status.
+            now[sha] = (found, self._sync_rows(sha, found, facts))
+            if self.reported.get(sha) != now[sha]:
                 try:
                     statuses.check_sha(sha)
                 except InvalidSha:
                     continue  # no writer posts there either
-                self._write_report(self.reports, sha, found, facts)
+                self._write_report(self.reports, sha, *now[sha], facts)
         # Only commits with statuses now: the rest keep their last report as it is.
-        self.reported = by_sha
+        self.reported = now
         self.reports.flush()
 
+    def _sync_rows(self, sha: str, found: dict[str, Status], facts: FleetFacts) -> dict[str, Any]:
+        rows = {}
+        for c in facts.clusters:
+            sync = found.get(statuses.sync_context(c.name, self.prefix))
+            if sync is not None:
+                drift = found.get(statuses.drift_context(c.name, self.prefix))
+                rows[c.name] = report_sections.sync_entry(sha, c, sync, drift)
+        return rows
+
     def _write_report(
-        self, reports: CommitReports, sha: str, found: dict[str, Status], facts: FleetFacts
+        self,
+        reports: CommitReports,
+        sha: str,
+        found: dict[str, Status],
+        rows: dict[str, Any],
+        facts: FleetFacts,
     ) -> None:
         try:
             old = reports.get(sha) or {}
@@ -169,12 +188,6 @@ class StatusReporter:
         if done is not None and done.revision == sha:
             status = found.get(statuses.translation_context(prefix))
             sections["translation"] = Section(report_sections.translation(done, status))
-        rows = {}
-        for c in facts.clusters:
-            sync = found.get(statuses.sync_context(c.name, prefix))
-            if sync is not None:
-                drift = found.get(statuses.drift_context(c.name, prefix))
-                rows[c.name] = report_sections.sync_entry(sha, c, sync, drift)
         if rows:
             before = old["sync"].document if "sync" in old else None
             sections["sync"] = Section(report_sections.merged_clusters(before, rows))

@@ -119,3 +119,36 @@ def test_an_invalid_resource_is_listed_with_its_file_and_escaped_in_the_page(
     assert RETRIES in page
     assert "<script>" not in page
     assert "&lt;script&gt;" in page, "the hostile name, shown escaped"
+
+
+def test_a_nack_whose_errors_change_under_the_same_status_rebuilds_the_report(
+    install: Installation,
+) -> None:
+    """The sync status shows the first error and a count; the report lists every error,
+    so a NACK that changes only the later errors must still rewrite the report."""
+    server = install.start_synced()
+    fleet = server.fleet
+    sha = fleet.clusters["cluster1"].published_revision
+    assert sha is not None
+    url = f"http://127.0.0.1:{server.ports['api']}/reports/{sha}.json"
+    version = fleet.wire_version(fleet.clusters["cluster1"].version)
+
+    def errors_shown() -> list[str]:
+        response = httpx.get(url)
+        if response.status_code == 404:  # not written yet
+            return []
+        rows = response.json()["sections"].get("sync", {}).get("clusters", {})
+        return [e["object"] for e in rows.get("cluster1", {}).get("errors", [])]
+
+    def sync_status() -> Status | None:
+        return notes_on(install.repo, sha).get("mesh-gitops/sync/cluster1")
+
+    # What the relay hands the fleet when the agent NACKs (controller/server/streams.py).
+    fleet.acked("cluster1", version, {"a": "cannot write a", "b": "cannot write b"})
+    wait_until(lambda: errors_shown() == ["a", "b"], what="the first NACK in the report")
+    first = wait_until(
+        lambda: (s := sync_status()) and s.state.value == "failure" and s, what="a failure"
+    )
+    fleet.acked("cluster1", version, {"a": "cannot write a", "c": "cannot write c"})
+    wait_until(lambda: errors_shown() == ["a", "c"], what="the second NACK in the report")
+    assert sync_status() == first, "the same status: only the report had something new"
