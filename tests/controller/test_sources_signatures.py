@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from controller.server import verification
 from controller.server.verification import Verification
 from controller.sources.signatures import SignatureError, Verifier
 from tests.support.git_servers import run_git
-from tests.support.signing import Keyring, PgpKey, SshKey, signed_commit, ssh_key
+from tests.support.signing import DAY, Keyring, PgpKey, SshKey, signed_commit, ssh_key
 
 SECRET = "allowed-signers"
 
@@ -82,6 +83,19 @@ def _ssh_fingerprint(key: SshKey) -> str:
         ["ssh-keygen", "-l", "-f", f"{key.private}.pub"], capture_output=True, check=True
     )
     return out.stdout.decode().split()[1]
+
+
+def _git_verify_commit(repo: Path, sha: str, keyring: Keyring) -> tuple[int, str]:
+    """What `git verify-commit` says about `sha` with the signer's own keyring: its exit
+    code and gpg's status lines (`--raw`)."""
+    done = subprocess.run(
+        ["git", "-c", "gpg.program=gpg", "verify-commit", "--raw", sha],
+        cwd=repo,
+        env=keyring.env,
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode, done.stderr.decode()
 
 
 def _tampered(repo: Path, sha: str) -> str:
@@ -180,6 +194,60 @@ def test_a_commit_signed_before_its_key_was_revoked_is_refused(tmp_path: Path, r
     verdict = Verifier.from_secret(secrets, SECRET).verify(pygit2.Repository(str(repo)), sha)
     assert not verdict.ok
     assert verdict.reason.startswith("signed by a revoked key"), verdict.reason
+
+
+@pytest.mark.parametrize(("expires", "refused"), [("1d", True), ("1y", False)])
+def test_a_commit_signed_while_its_key_was_valid_is_refused_once_the_key_has_expired(
+    tmp_path: Path, repo: Path, expires: str, refused: bool
+) -> None:
+    # The key was made three days ago and signed in its first hour. gpg judges a key's
+    # expiry at verification time, not at signing time, and so does `git verify-commit`:
+    # with one day of validity the key has expired (EXPKEYSIG) and the commit is refused;
+    # with a year it is accepted, so the faked past alone refuses nothing.
+    made = int(time.time()) - 3 * DAY
+    keyring = Keyring()
+    try:
+        carol = keyring.new_key("Carol <carol@example.com>", created=made, expires=expires)
+        sha = signed_commit(repo, "change", {"a.yaml": "a: 1\n"}, carol, keyring, made + 3600)
+        git_exit, git_status = _git_verify_commit(repo, sha, keyring)
+    finally:
+        keyring.close()
+    secrets = _secrets(tmp_path / "secrets", {"carol.asc": carol.public})  # with its expiry
+    verdict = Verifier.from_secret(secrets, SECRET).verify(pygit2.Repository(str(repo)), sha)
+    if refused:
+        assert not verdict.ok
+        assert verdict.reason == f"signed by an expired key (key fingerprint {carol.fingerprint})"
+        assert git_exit != 0 and "[GNUPG:] EXPKEYSIG" in git_status, git_status
+    else:
+        assert verdict.ok, verdict.reason
+        assert verdict.signer == f"Carol <carol@example.com> ({carol.fingerprint})"
+        assert git_exit == 0, git_status
+
+
+@pytest.mark.parametrize(("expires", "refused"), [("1d", True), ("1y", False)])
+def test_a_signature_that_has_expired_is_refused(
+    tmp_path: Path, repo: Path, expires: str, refused: bool
+) -> None:
+    # A key that never expires, a signature made three days ago that expires after
+    # `expires` (`gpg --default-sig-expire`, through git's gpg.program): EXPSIG after a day.
+    made = int(time.time()) - 3 * DAY
+    keyring = Keyring()
+    try:
+        dave = keyring.new_key("Dave <dave@example.com>", created=made)
+        files = {"a.yaml": "a: 1\n"}
+        sha = signed_commit(repo, "change", files, dave, keyring, made + 3600, expires)
+        git_exit, git_status = _git_verify_commit(repo, sha, keyring)
+    finally:
+        keyring.close()
+    secrets = _secrets(tmp_path / "secrets", {"dave.asc": dave.public})
+    verdict = Verifier.from_secret(secrets, SECRET).verify(pygit2.Repository(str(repo)), sha)
+    if refused:
+        assert not verdict.ok
+        assert verdict.reason == f"the signature has expired (key fingerprint {dave.fingerprint})"
+        assert git_exit != 0 and "[GNUPG:] EXPSIG" in git_status, git_status
+    else:
+        assert verdict.ok, verdict.reason
+        assert git_exit == 0, git_status
 
 
 def test_a_key_file_may_hold_several_ssh_keys_and_comments(
