@@ -299,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
         "--modes", type=lambda s: s.split(","), default=list(MODES), help="webhook,watch,poll"
     )
     parser.add_argument("--interval", default="5s", help="poll interval of the poll mode")
-    parser.add_argument("--coalesce", default="1s", help="gitops.webhooks.coalesce (default 1s)")
+    parser.add_argument(
+        "--coalesce",
+        default="250ms",
+        help="gitops.webhooks.coalesce (default 250ms, as the server)",
+    )
     parser.add_argument("--cache", type=Path, default=None, help="where fleets are cached")
     parser.add_argument("--seed", type=int, default=5, help="seed of the poll mode's pauses")
     parser.add_argument("--tmpdir", type=Path, default=None, help="where the install lives")

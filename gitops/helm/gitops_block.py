@@ -177,8 +177,9 @@ class Webhooks(ValuesModel):
     secret_name: SecretName | None = None
     #: Larger bodies are refused with 413 before they are read. Default 1 MiB.
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
-    #: Triggers arriving within this window start one reconcile. Default 1s.
-    coalesce: Annotated[Duration, AfterValidator(_coalesce)] = _S
+    #: Triggers arriving within this window start one reconcile. Default 250ms: it is
+    #: waited on every push, and one push's deliveries and ref writes land well within it.
+    coalesce: Annotated[Duration, AfterValidator(_coalesce)] = 250 * _MS
 
 
 class Api(ValuesModel):
