@@ -33,6 +33,9 @@ class Cluster:
     name: str
     inputs: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
     parsed: ClusterInputs | None = None
+    #: Bumped whenever `inputs` change (here and on each input delta, `Fleet.update_inputs`):
+    #: pull-request previews recompute when it moved (`controller/server/previews.py`).
+    inputs_version: int = 0
     #: Pushed a complete snapshot in this cache generation.
     complete: bool = False
     last_snapshot: float | None = None
@@ -67,7 +70,10 @@ class Cluster:
     ) -> None:
         """Hold `objects` as this cluster's whole discovery snapshot (pushed by its agent,
         or read from Redis), parsed for translation; computed whole on the next reconcile."""
-        self.inputs = {ObjectId.of(o): o for o in objects}
+        inputs = {ObjectId.of(o): o for o in objects}
+        if inputs != self.inputs:  # an agent's reconnect resends the same snapshot
+            self.inputs_version += 1
+        self.inputs = inputs
         self.parsed = discovery.from_objects(self.name, self.inputs.values())
         self.complete, self.last_snapshot = complete, updated
         self.needs_full = True

@@ -197,6 +197,7 @@ class Fleet:
             for oid in removed:
                 c.inputs.pop(oid, None)
             c.parsed = discovery.from_objects(cluster, c.inputs.values())
+            c.inputs_version += 1
             c.last_snapshot = now
             self.dirty.set()
 

@@ -9,6 +9,8 @@ the when and the statuses; this module holds the how:
   clone (`+<ref>:<ref>`, under the server's reload lock so two fetches never share the
   clone) and refs gone from the remote are deleted from it. Nothing is fetched when nothing
   moved.
+- `fleet_inputs`: each cluster with inputs and its `Cluster.inputs_version` (bumped by every
+  snapshot or delta that changes them), read every pass: a dict copy, no objects.
 - `fleet_snapshots`: each cluster's discovered objects as the `Tree` a snapshot directory
   gives, so the server's preview reads them exactly as `gitops diff --snapshot` does.
 """
@@ -31,7 +33,7 @@ from gitops.tree import Tree
 
 __all__ = [
     "discover",
-    "fleet_clusters",
+    "fleet_inputs",
     "fleet_snapshots",
     "local_refs",
     "matches",
@@ -120,10 +122,14 @@ def _remote_refs(
 # -- the fleet's discovery inputs as snapshot trees -------------------------------------------
 
 
-def fleet_clusters(fleet: Any) -> tuple[str, ...]:
-    """The clusters whose agents sent their inputs (those a preview renders)."""
+def fleet_inputs(fleet: Any) -> dict[str, int]:
+    """Cluster -> inputs version, for the clusters whose agents sent their inputs (those a
+    preview renders). Read before `fleet_snapshots` in a pass, so a change in between makes
+    the next pass recompute rather than be missed."""
     with fleet.lock:
-        return tuple(sorted(n for n, c in fleet.clusters.items() if c.parsed is not None))
+        return {
+            n: c.inputs_version for n, c in sorted(fleet.clusters.items()) if c.parsed is not None
+        }
 
 
 def fleet_snapshots(fleet: Any) -> dict[str, Tree]:

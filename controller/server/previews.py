@@ -9,8 +9,9 @@ poll's `HeadWatch` follows. One pass (`check`):
 1. discovers the refs matching `gitops.previews.refs` (`fnmatch` patterns) and the base
    (`controller/server/preview_inputs.py`: a local repository's own refs, or a remote's
    ref advertisement, fetching only the refs that moved into the server's cache clone);
-2. compares each ref's (head commit, base commit, clusters with inputs) with what was last
-   computed (`plan`): when nothing moved, a pass costs that listing and a dict comparison;
+2. compares each ref's (head commit, base commit, clusters with inputs) and the clusters'
+   inputs versions with what was last computed (`plan`): when nothing moved, a pass costs
+   that listing, one copy of the versions (`preview_inputs.fleet_inputs`) and a comparison;
 3. computes each changed ref with `controller.preview.preview` (the head merged onto the
    base, both rendered against the fleet's current discovery inputs), puts the report in
    `CommitReports` (section `preview`) and keeps the status for the reporter to post:
@@ -25,6 +26,17 @@ When the base moves, every open preview is recomputed; meanwhile its status is p
 "base moved to <sha>; previous preview stale" and its stored report is marked
 `"stale": true`. A ref that disappears (a closed pull request) is forgotten.
 
+New discovery inputs (an agent reports a Service, a removed Deployment) change what the
+translation gives, so they recompute too, under a rate limit: input deltas come as fast as
+pods and services churn. The rule (`plan`): a head, base or cluster-set move is due at once;
+a change of the clusters' inputs versions alone (`Cluster.inputs_version`) is due once
+`interval` (`gitops.repo.interval`, this thread's cadence) has passed since the ref was last
+computed (`Done.at`, the clock of the pass that computed it). So an open preview costs at most
+one computation per interval for input churn, and shows an input change within about one
+interval. While it waits, and while it is recomputed, it keeps its last status and report,
+not pending and not marked stale: the inputs always move, and that result is still the
+latest one computed for this head and base.
+
 Nothing here can break the sync: passes run on this module's thread, every failure is
 logged, and a preview that cannot be computed gets status `error`.
 """
@@ -33,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -56,6 +69,9 @@ if TYPE_CHECKING:
     from controller.server.app import Server
 
 __all__ = [
+    "Done",
+    "Inputs",
+    "Job",
     "Key",
     "Plan",
     "Previews",
@@ -68,29 +84,64 @@ log = logging.getLogger(__name__)
 
 #: What a preview was computed from: head commit, base commit, clusters with inputs.
 Key = tuple[str, str, tuple[str, ...]]
+#: Each cluster with inputs and its inputs version, sorted: the inputs a preview read.
+Inputs = tuple[tuple[str, int], ...]
 SECTION = "preview"
 _SHORT = 12
 
 
 @dataclass(frozen=True)
+class Done:
+    """What a ref's last preview was computed from, and when (the pass's monotonic clock)."""
+
+    key: Key
+    inputs: Inputs
+    at: float
+
+
+@dataclass(frozen=True)
+class Job:
+    """One preview to compute in a pass."""
+
+    ref: str
+    key: Key
+    inputs: Inputs
+    at: float
+
+
+@dataclass(frozen=True)
 class Plan:
-    """What one pass does: `todo` refs to (re)compute and `gone` refs to forget, sorted."""
+    """What one pass does, each sorted: `todo` refs to (re)compute, `gone` refs to forget,
+    `waiting` refs whose inputs changed, due once the interval has passed."""
 
     todo: tuple[str, ...]
     gone: tuple[str, ...]
+    waiting: tuple[str, ...] = ()
 
 
 def plan(
-    known: Mapping[str, Key | None],
+    known: Mapping[str, Done | None],
     refs: Mapping[str, str],
     base: str,
-    clusters: tuple[str, ...],
+    inputs: Inputs,
+    *,
+    now: float,
+    interval: float,
 ) -> Plan:
-    """Compare `refs` (ref -> head commit) with `known` (ref -> the key last computed, None
-    when never computed): a ref is due when its key differs."""
-    todo = tuple(sorted(r for r, head in refs.items() if known.get(r) != (head, base, clusters)))
+    """Compare `refs` (ref -> head commit) with `known` (ref -> its last computation, None
+    when never computed): a ref is due at once when its key (head, base, clusters) differs,
+    and when only its inputs versions differ, once `interval` passed since it was computed."""
+    clusters = tuple(name for name, _ in inputs)
+    todo: list[str] = []
+    waiting: list[str] = []
+    for ref, head in sorted(refs.items()):
+        done = known.get(ref)
+        if done is None or done.key != (head, base, clusters):
+            todo.append(ref)
+        elif done.inputs != inputs:
+            (todo if now - done.at >= interval else waiting).append(ref)
     gone = tuple(sorted(r for r in known if r not in refs))
-    return Plan(todo, gone)
+    return Plan(tuple(todo), gone, tuple(waiting))
 
 
 @dataclass
@@ -99,7 +150,7 @@ class _Open:
 
     wanted: Key
     status: Status
-    done: Key | None = None
+    done: Done | None = None
     document: dict[str, Any] = field(default_factory=dict)
     markdown: str = ""
 
@@ -110,8 +161,10 @@ class Previews:
     `repo_path` is the local repository (or the folder in it the config lives in) or the
     server's cache clone; `url` is set for a remote source (fetched from, never logged
     with its credentials). `snapshots` builds the per-cluster discovery trees (called only
-    when something is computed); `clusters` names the clusters that have inputs (called
-    every pass). `fetch_lock` serializes fetches into the cache with the server's own.
+    when something is computed); `inputs` maps each cluster that has inputs to its inputs
+    version (called every pass, before `snapshots`). `fetch_lock` serializes fetches into
+    the cache with the server's own. `interval` is both the thread's cadence and the rate
+    limit of recomputes for new inputs; `clock` (monotonic seconds) times that limit.
     """
 
     def __init__(
@@ -121,17 +174,18 @@ class Previews:
         patterns: Iterable[str],
         *,
         snapshots: Callable[[], Mapping[str, Tree]],
-        clusters: Callable[[], tuple[str, ...]],
+        inputs: Callable[[], Mapping[str, int]],
         reports: CommitReports,
         prefix: str = statuses.DEFAULT_PREFIX,
         url: str | None = None,
         fetch_lock: AbstractContextManager[Any] | None = None,
         interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.repo_path, self.base_ref, self.url = repo_path, base_ref, url
         self.patterns = tuple(patterns)
         self.reports, self.prefix, self.interval = reports, prefix, interval
-        self._snapshots, self._clusters = snapshots, clusters
+        self._snapshots, self._inputs, self._clock = snapshots, inputs, clock
         self._fetch_lock = fetch_lock or nullcontext()
         self._lock = threading.Lock()
         self._open: dict[str, _Open] = {}
@@ -185,18 +239,19 @@ class Previews:
         jobs = self.refresh()
         snapshots: Mapping[str, Tree] | None = None
         computed = 0
-        for ref, key in jobs:
+        for job in jobs:
             if self._stop.is_set() or (computed and self._wake.is_set()):
                 break  # something moved meanwhile: look again before computing more
             if snapshots is None:
                 snapshots = self._snapshots()
-            self._compute(ref, key, snapshots)
+            self._compute(job, snapshots)
             computed += 1
         return computed
 
-    def refresh(self) -> list[tuple[str, Key]]:
+    def refresh(self) -> list[Job]:
         """Discover refs and the base; forget vanished refs; mark changed ones pending (and
-        their old reports stale when the base moved). Returns the jobs, in ref order."""
+        their old reports stale when the base moved); those due for new inputs alone keep
+        their status. Returns the jobs, in ref order."""
         try:
             base, refs = preview_inputs.discover(
                 self.repo_path, self.base_ref, self.patterns, self.url, self._fetch_lock
@@ -204,10 +259,12 @@ class Previews:
         except (SourceError, pygit2.GitError, OSError) as exc:
             log.warning("previews: refs not read: %s", git.redact(str(exc)))
             return []
-        clusters = tuple(sorted(self._clusters()))
+        inputs: Inputs = tuple(sorted(self._inputs().items()))
+        clusters = tuple(name for name, _ in inputs)
+        now = self._clock()
         with self._lock:
             known = {ref: o.done for ref, o in self._open.items()}
-        todo = plan(known, refs, base, clusters)
+        todo = plan(known, refs, base, inputs, now=now, interval=self.interval)
         stale: list[tuple[str, dict[str, Any], str]] = []
         with self._lock:
             for ref in todo.gone:
@@ -218,9 +275,9 @@ class Previews:
                 if found is None:
                     found = self._open[ref] = _Open(key, _pending(self.prefix, base))
                 if found.wanted == key:
-                    continue  # already pending for this key
+                    continue  # already pending for this key, or due for new inputs alone
                 done = found.done
-                if done is not None and done[0] == key[0] and done[1] != base:
+                if done is not None and done.key[0] == key[0] and done.key[1] != base:
                     text = f"base moved to {base[:_SHORT]}; previous preview stale"
                     context = statuses.preview_context(self.prefix)
                     found.status = statuses.pending(context, text)
@@ -228,14 +285,20 @@ class Previews:
                 else:
                     found.status = _pending(self.prefix, base)
                 found.wanted = key
-            jobs = [(ref, self._open[ref].wanted) for ref in todo.todo]
+            jobs = [Job(ref, self._open[ref].wanted, inputs, now) for ref in todo.todo]
         for head, document, text in stale:
             self._put(head, document, text)
         if todo.todo or todo.gone:
-            log.info("previews: %d to compute, %d closed", len(todo.todo), len(todo.gone))
+            log.info(
+                "previews: %d to compute, %d closed, %d waiting to recompute for new inputs",
+                len(todo.todo),
+                len(todo.gone),
+                len(todo.waiting),
+            )
         return jobs
 
-    def _compute(self, ref: str, key: Key, snapshots: Mapping[str, Tree]) -> None:
+    def _compute(self, job: Job, snapshots: Mapping[str, Tree]) -> None:
+        ref, key = job.ref, job.key
         head, base, _ = key
         context = statuses.preview_context(self.prefix)
         facts: dict[str, Any] = {"ref": ref, "head": head, "base": base, "stale": False}
@@ -276,7 +339,7 @@ class Previews:
             found = self._open.get(ref)
             if found is None or found.wanted != key:
                 return  # closed or moved while computing: the next pass has it
-            found.done, found.status = key, status
+            found.done, found.status = Done(key, job.inputs, job.at), status
             found.document, found.markdown = document, text
         self._put(head, document, text)
         log.info("previews: %s at %s: %s", ref, head[:_SHORT], status.description)
@@ -339,7 +402,7 @@ def for_server(server: Server, clone: Path, reports: CommitReports) -> Previews:
         gitops.repo.ref,
         gitops.previews.refs,
         snapshots=lambda: preview_inputs.fleet_snapshots(server.fleet),
-        clusters=lambda: preview_inputs.fleet_clusters(server.fleet),
+        inputs=lambda: preview_inputs.fleet_inputs(server.fleet),
         reports=reports,
         prefix=gitops.status.prefix,
         url=url if git.is_remote(url) else None,

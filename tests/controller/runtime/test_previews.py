@@ -2,13 +2,16 @@
 
 End to end: a ref `refs/pull/N/head` in the config repository gets `mesh-gitops/preview`
 as a git note and a `preview` report section; a commit to main recomputes it against the
-new base; a conflicting ref fails naming the file. The pass-by-pass behaviour (stale
-marking, change detection, closed refs, remote discovery) is driven through `check` and
-`refresh` on a real repository, with snapshots from `deploy/demo/clusters`.
+new base; a conflicting ref fails naming the file; a Service an agent discovers turns a
+failing preview (a route to that missing service) into a passing one. The pass-by-pass
+behaviour (stale marking, change detection, the inputs rate limit, closed refs, remote
+discovery) is driven through `check` and `refresh` on a real repository, with snapshots
+from `deploy/demo/clusters`. `tests/controller/server/test_previews_plan.py` has `plan`.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pytest
 
 from controller.server.commit_reports import CommitReports, Section
 from controller.server.preview_inputs import local_refs, matches, objects_tree
-from controller.server.previews import Previews, plan
+from controller.server.previews import Previews
 from controller.sources import git
 from controller.sources.snapshots import read_snapshot_dir
 from controller.store.snapshot_dir import read_objects
@@ -40,6 +43,24 @@ FAULT = "bookinfo/policies/fault-injection.yaml"
 RATINGS = "bookinfo/routes/ratings.yaml"
 CONTEXT = "mesh-gitops/preview"
 PATTERNS = tuple(PreviewSettings().refs)
+#: A Service `nosuch` next to `ratings` (what `to_nosuch` routes to), as an agent discovers it.
+NOSUCH = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: nosuch
+  namespace: bookinfo-backends
+  labels:
+    app: ratings
+spec:
+  selector:
+    app: ratings
+  ports:
+  - name: http
+    port: 9080
+    protocol: TCP
+    targetPort: 9080
+"""
 
 
 def pull_request(repo: Path, number: int, files: dict[str, str], start: str = "main") -> str:
@@ -59,7 +80,13 @@ def edited(repo: Path, rel: str, old: str, new: str) -> dict[str, str]:
     return {rel: text.replace(old, new, 1)}
 
 
-# -- units: patterns and change detection -------------------------------------------------------
+def to_nosuch(repo: Path) -> dict[str, str]:
+    """The ratings route sent to a service `nosuch`: INVALID until a cluster has it."""
+    old = "      - ref:\n          name: ratings"
+    return edited(repo, RATINGS, old, "      - ref:\n          name: nosuch")
+
+
+# -- units: patterns and snapshot trees ------------------------------------------------------------
 
 
 def test_default_patterns_match_pull_and_merge_request_heads_only() -> None:
@@ -67,28 +94,6 @@ def test_default_patterns_match_pull_and_merge_request_heads_only() -> None:
     assert matches("refs/merge-requests/7/head", PATTERNS)
     assert not matches("refs/pull/12/merge", PATTERNS)
     assert not matches("refs/heads/main", PATTERNS)
-
-
-def test_plan_recomputes_only_refs_whose_head_base_or_clusters_changed() -> None:
-    clusters = ("cluster1", "cluster2")
-    known = {
-        "refs/pull/1/head": ("a" * 40, "b" * 40, clusters),
-        "refs/pull/2/head": ("c" * 40, "b" * 40, clusters),
-        "refs/pull/3/head": ("d" * 40, "b" * 40, clusters),
-        "refs/pull/4/head": None,  # seen, never computed
-    }
-    refs = {
-        "refs/pull/1/head": "a" * 40,  # unchanged
-        "refs/pull/2/head": "e" * 40,  # new head
-        "refs/pull/4/head": "f" * 40,
-        "refs/pull/5/head": "9" * 40,  # new ref
-    }
-    found = plan(known, refs, "b" * 40, clusters)
-    assert found.todo == ("refs/pull/2/head", "refs/pull/4/head", "refs/pull/5/head")
-    assert found.gone == ("refs/pull/3/head",)
-    # The base moved: every open ref is due; a new cluster set likewise.
-    assert plan(known, refs, "0" * 40, clusters).todo == tuple(sorted(refs))
-    assert "refs/pull/1/head" in plan(known, refs, "b" * 40, ("cluster1",)).todo
 
 
 def test_local_refs_lists_matching_refs_with_their_commits(tmp_path: Path) -> None:
@@ -132,7 +137,7 @@ def _previews(path: Path, reports: CommitReports, url: str | None = None) -> Pre
         "main",
         PATTERNS,
         snapshots=_snapshots,
-        clusters=lambda: ("cluster1", "cluster2"),
+        inputs=lambda: {"cluster1": 1, "cluster2": 1},
         reports=reports,
         url=url,
     )
@@ -155,7 +160,7 @@ def test_base_move_marks_the_preview_stale_then_recomputes_it(tmp_path: Path) ->
     previews = _previews(repo, reports)
 
     jobs = previews.refresh()
-    assert [ref for ref, _ in jobs] == ["refs/pull/1/head"]
+    assert [job.ref for job in jobs] == ["refs/pull/1/head"]
     first_base = run_git(repo, "rev-parse", "main")
     pending = _status(previews, head)
     assert pending.state is StatusState.PENDING
@@ -175,7 +180,7 @@ def test_base_move_marks_the_preview_stale_then_recomputes_it(tmp_path: Path) ->
 
     new_base = commit(repo, "slower fault", edited(repo, FAULT, "fixedDelay: 2s", "fixedDelay: 3s"))
     jobs = previews.refresh()
-    assert [ref for ref, _ in jobs] == ["refs/pull/1/head"]
+    assert [job.ref for job in jobs] == ["refs/pull/1/head"]
     stale = _status(previews, head)
     assert stale.state is StatusState.PENDING
     assert stale.description == f"base moved to {new_base[:12]}; previous preview stale"
@@ -201,16 +206,7 @@ def test_conflicts_invalid_resources_and_broken_files_fail_and_closed_refs_are_f
     conflict = commit(repo, "faster fault", edited(repo, FAULT, "fixedDelay: 2s", "fixedDelay: 1s"))
     run_git(repo, "checkout", "-q", "main")
     run_git(repo, "update-ref", "refs/pull/3/head", conflict)
-    broken = pull_request(
-        repo,
-        4,
-        edited(
-            repo,
-            RATINGS,
-            "      - ref:\n          name: ratings",
-            "      - ref:\n          name: nosuch",
-        ),
-    )
+    broken = pull_request(repo, 4, to_nosuch(repo))
     unparsable = pull_request(repo, 6, {"bookinfo/broken.yaml": "kind: [unclosed\n"})
     reports = CommitReports()
     previews = _previews(repo, reports)
@@ -248,6 +244,54 @@ def test_a_head_that_cannot_be_read_gets_status_error(tmp_path: Path) -> None:
     assert status.state is StatusState.ERROR
     assert status.description.startswith("preview could not be computed:")
     assert "error" in _section(reports, head).document
+
+
+def test_new_inputs_recompute_a_preview_once_per_interval_keeping_its_status(
+    tmp_path: Path,
+) -> None:
+    repo = config_repo(tmp_path / "repo")
+    head = pull_request(repo, 4, to_nosuch(repo))
+    clusters = tmp_path / "clusters"
+    shutil.copytree(DEMO_CLUSTERS, clusters)
+    versions = {"cluster1": 1, "cluster2": 1}
+    now = [1000.0]
+    reports = CommitReports()
+    previews = Previews(
+        repo,
+        "main",
+        PATTERNS,
+        snapshots=lambda: read_snapshot_dir(clusters),
+        inputs=lambda: dict(versions),
+        reports=reports,
+        interval=30.0,
+        clock=lambda: now[0],
+    )
+    assert previews.check() == 1
+    failed = _status(previews, head)
+    assert failed.state is StatusState.FAILURE and "newly invalid" in failed.description
+
+    # cluster1's agent discovers the service the route needs (an input delta), 10s later.
+    (clusters / "cluster1" / "bookinfo-backends" / "nosuch.yaml").write_text(NOSUCH)
+    versions["cluster1"] += 1
+    now[0] += 10
+    assert previews.check() == 0  # within the interval: it waits
+    assert _status(previews, head) == failed  # neither pending nor stale meanwhile
+    kept = _section(reports, head)
+    assert kept.document["stale"] is False and kept.document["invalid"]
+
+    now[0] += 20  # the interval since the last computation has passed
+    assert previews.check() == 1
+    fixed = _status(previews, head)
+    assert fixed.state is StatusState.SUCCESS, fixed.description
+    assert _section(reports, head).document["invalid"] == []
+
+    # More churn right after: again at most once per interval.
+    versions["cluster2"] += 1
+    now[0] += 1
+    assert previews.check() == 0
+    now[0] += 29
+    assert previews.check() == 1
+    assert _status(previews, head) == fixed
 
 
 def test_a_remote_source_fetches_moved_pull_refs_into_the_cache(tmp_path: Path) -> None:
@@ -316,3 +360,24 @@ def test_a_pull_request_ref_gets_a_preview_status_and_report(install: Installati
     run_git(repo, "update-ref", "refs/pull/2/head", clash)
     failed = wait_until(lambda: _posted(install, clash, "failure"), what="the conflict status")
     assert failed.description == f"merge conflict in {FAULT}"
+
+
+def test_a_service_an_agent_discovers_recomputes_an_open_preview(install: Installation) -> None:
+    install.server_overrides = {"gitops": {"repo": {"interval": "1s"}}}
+    repo = install.repo
+    (repo / ".git" / "refs" / "pull" / "4").mkdir(parents=True)  # see the test above
+    server = install.start_synced()
+    head = pull_request(repo, 4, to_nosuch(repo))
+    failed = wait_until(lambda: _posted(install, head, "failure"), what="the failing preview")
+    assert "newly invalid" in failed.description
+    loop = server.loop
+    assert loop is not None
+    assert _section(loop.reports, head).document["invalid"]
+
+    # Neither the pull request nor main moves: only cluster1's inputs do.
+    (install.cluster_dir("cluster1") / "bookinfo-backends" / "nosuch.yaml").write_text(NOSUCH)
+    fixed = wait_until(lambda: _posted(install, head, "success"), what="the recomputed preview")
+    assert "newly invalid" not in fixed.description
+    section = _section(loop.reports, head)
+    assert section.document["invalid"] == [] and section.document["stale"] is False
+    assert section.document["base"] == run_git(repo, "rev-parse", "main")
