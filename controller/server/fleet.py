@@ -77,6 +77,9 @@ class Fleet:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.dirty = threading.Event()
+        #: Set when something statuses summarise changed (a translation, a publish, an ACK
+        #: or NACK, drift): wakes the status reporter before its next tick.
+        self.news = threading.Event()
         self.bundle: Bundle | None = None
         self.session: Session | None = None
         self.clusters: dict[str, Cluster] = {}
@@ -321,6 +324,7 @@ class Fleet:
                 c.published = replace(nxt, version=versions[name], base=todo[name][0].version)
                 c.published_at = now
             self.changed.notify_all()
+        self.news.set()
         for name, (nxt, _) in staged.items():
             size = sum(len(b) for b in nxt.encoded.values())
             self.metrics.snapshot_size(name, "outputs", len(nxt.objects), size)
@@ -340,6 +344,7 @@ class Fleet:
         built = reports.build(bundle, t.workspace_of, found_diagnostics, t.selected)
         with self.lock:
             self.translated = Translated(bundle.revision, tuple(built), tuple(found_diagnostics))
+        self.news.set()
         found = {(r.ref.kind, r.ref.namespace, r.ref.name): r.to_json() for r in built}
         # Most reconciles (an agent's input delta, a one-policy edit) change no report.
         if found != self._reports:
@@ -417,6 +422,7 @@ class Fleet:
                 c.applied, c.acked_at = version, self.clock()
                 if c.published_at is not None and version == self.wire_version(c.version):
                     self.metrics.ack_latency(cluster, self.clock() - c.published_at)
+        self.news.set()
         facts = {"applied": version, "errors": str(len(errors))}
         facts["error_details"] = json.dumps(dict(sorted(errors.items())))
         self.store.record_agent(cluster, facts)
@@ -452,6 +458,7 @@ class Fleet:
             self.resync(cluster)
         # Every agent message carries its drift list; Redis hears only of changes.
         if changed:
+            self.news.set()
             self.store.record_agent(cluster, {"drift": str(len(found))})
 
     def pull_stream(self, cluster: str, connected: bool) -> None:

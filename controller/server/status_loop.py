@@ -1,7 +1,9 @@
 """Commit statuses from the server's state: translation, sync and drift per cluster.
 
 `gitops serve` (`controller/server/app.py`) runs one `StatusReporter` thread beside the
-fleet. Twice a second it computes, from the `Fleet` alone, what every context should say
+fleet. It looks `GATHER` (0.1 s) after the fleet has news (a translation, a publish, an
+ACK or NACK, drift: `Fleet.news`), and every `TICK` (0.5 s) regardless, for the other
+sources. Each look computes, from the `Fleet` alone, what every context should say
 (`gitops.statuses`: the pure summaries) and posts what changed through the configured
 writer (`controller.status`: git notes by default, or GitHub, Gitea, GitLab). Status is
 summarised from state, never set piecemeal by the steps (Flux's rule):
@@ -50,8 +52,11 @@ from gitops.statuses import InvalidSha, Status
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two looks at the fleet.
+#: Seconds between two looks at the fleet when it has no news (`Fleet.news`).
 TICK = 0.5
+#: After news, how long to let more arrive before looking: the ACKs of one publish land
+#: within it and make one post per context, not a pending and a success each.
+GATHER = 0.1
 
 #: Statuses beyond the fleet's: `{(commit, context): Status}`, computed on every tick.
 StatusSource = Callable[[], dict[tuple[str, str], Status]]
@@ -220,7 +225,13 @@ class StatusReporter:
                 self.posted[(sha, status.context)] = status
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.wait(TICK):
+        news = self.fleet.news
+        while not stop.is_set():
+            if news.wait(TICK) and stop.wait(GATHER):
+                break
+            news.clear()
+            if stop.is_set():
+                break
             if not self.fleet.leading:  # only the leader posts (controller/server/replicas.py)
                 self.posted.clear()
                 continue

@@ -93,16 +93,18 @@ def test_an_object_that_cannot_be_applied_is_nacked_then_converges(
     c1 = fleet.clusters["cluster1"]
     root = install.cluster_dir("cluster1")
     target = next(rel for rel, doc in sorted(owned_files(root).items()) if _retried(doc))
-    good = c1.applied
+    good, before = c1.applied, c1.version
     nacks = _nacks(install, "cluster1")
 
-    # A directory where the file should go: the write fails even for root.
+    # A directory where the file should go: the write fails even for root. The agent
+    # reports the missing file as drift, and selfHeal's resend of the current version may
+    # be NACKed first: wait for the NACK of the new commit's version.
     (root / target).unlink()
     (root / target).mkdir()
     (root / target / "keep").write_text("not yours\n")
     _edit(install, RETRIES, "attempts: 3", "attempts: 5")
     server.reload()
-    wait_until(lambda: c1.errors, what="cluster1 to NACK")
+    wait_until(lambda: c1.version > before and c1.errors, what="cluster1 to NACK")
     (failed,) = c1.errors
     name = target.rpartition(".yaml")[0].partition(".")[2]
     assert "VirtualService" in failed and name in failed
