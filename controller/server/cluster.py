@@ -16,6 +16,9 @@ from gitops.diagnostics import Diagnostic
 from gitops.discovery import ClusterInputs
 from gitops.objects import ObjectId
 
+#: Published versions whose commit is remembered per cluster (`Cluster.revisions`).
+REVISIONS_KEPT = 16
+
 
 @dataclass(frozen=True)
 class Translated:
@@ -47,6 +50,9 @@ class Cluster:
     resyncs: int = 0
     #: The config commit the published version was translated from (statuses go there).
     published_revision: str | None = None
+    #: Wire version -> the commit it was translated from, for the newest published versions:
+    #: names the commit an agent runs when its applied version lags the published one.
+    revisions: dict[str, str] = field(default_factory=dict)
     #: Why the last commit was not published to this cluster (sync policy), if it was not.
     refused: str = ""
     #: The commit that refusal is about.
@@ -77,6 +83,14 @@ class Cluster:
         self.parsed = discovery.from_objects(self.name, self.inputs.values())
         self.complete, self.last_snapshot = complete, updated
         self.needs_full = True
+
+    def set_published(self, outputs: Outputs, revision: str | None, wire: str) -> None:
+        """Hold `outputs` (wire version `wire`) as published, from commit `revision`."""
+        self.published, self.published_revision = outputs, revision
+        if revision and outputs.version:
+            self.revisions[wire] = revision
+            while len(self.revisions) > REVISIONS_KEPT:
+                del self.revisions[next(iter(self.revisions))]  # the oldest: insertion order
 
     @property
     def version(self) -> int:

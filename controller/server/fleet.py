@@ -118,6 +118,7 @@ class Fleet:
         status = self.store.input_status()
         outputs = [self.store.outputs(name) for name in sorted(self.store.output_clusters())]
         loaded = {p.cluster: Outputs.loaded(p.version, p.objects) for p in outputs}
+        revisions = {p.cluster: p.revision for p in outputs}
         with self.lock:
             for name, objs in objects.items():
                 st = status.get(name)
@@ -127,7 +128,8 @@ class Fleet:
                     updated=st.updated if st is not None else None,
                 )
             for name, published in loaded.items():
-                self._cluster(name).published = published
+                wire = self.wire_version(published.version)
+                self._cluster(name).set_published(published, revisions[name], wire)
             self.changed.notify_all()
         log.info("snapshot cache loaded: %d clusters with inputs", len(objects))
 
@@ -279,10 +281,9 @@ class Fleet:
             )
             base = {name: self.clusters[name].published for name in todo}
         translated = time.monotonic()
-        self._publish({name: (base[name], change) for name, change in todo.items()})
-        with self.lock:
-            for name in todo:
-                self.clusters[name].published_revision = bundle.revision
+        self._publish(
+            {name: (base[name], change) for name, change in todo.items()}, bundle.revision
+        )
         published = time.monotonic()
         self.metrics.reconcile_stage("translate", translated - started)
         if todo:
@@ -300,9 +301,10 @@ class Fleet:
                 done - published,
             )
 
-    def _publish(self, todo: Mapping[str, tuple[Outputs, Change]]) -> None:
-        """Write the next version of each cluster to Redis (one transaction), then make it
-        what Pull handlers send. Encoded outside the lock; versions come from Redis."""
+    def _publish(self, todo: Mapping[str, tuple[Outputs, Change]], revision: str | None) -> None:
+        """Write the next version of each cluster, translated from commit `revision`, to
+        Redis (one transaction), then make it what Pull handlers send. Encoded outside the
+        lock; versions come from Redis."""
         if not todo:
             return
         if self.lease is not None and not self.lease.valid():
@@ -313,7 +315,9 @@ class Fleet:
         }
         versions = self.store.write_many(
             {
-                name: OutputWrite(encoded, todo[name][1].removed, todo[name][0].version == 0)
+                name: OutputWrite(
+                    encoded, todo[name][1].removed, todo[name][0].version == 0, revision
+                )
                 for name, (_, encoded) in staged.items()
             }
         )
@@ -321,7 +325,8 @@ class Fleet:
         with self.lock:
             for name, (nxt, _) in staged.items():
                 c = self.clusters[name]
-                c.published = replace(nxt, version=versions[name], base=todo[name][0].version)
+                published = replace(nxt, version=versions[name], base=todo[name][0].version)
+                c.set_published(published, revision, self.wire_version(versions[name]))
                 c.published_at = now
             self.changed.notify_all()
         self.news.set()

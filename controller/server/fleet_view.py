@@ -38,7 +38,6 @@ class FleetView:
             for name in sorted(names):
                 c = fleet.clusters.get(name) or Cluster(name)
                 applied = c.applied.rpartition(":")[2] if c.applied else ""
-                current = c.version > 0 and c.applied == fleet.wire_version(c.version)
                 out.append(
                     ClusterState(
                         name=name,
@@ -52,7 +51,7 @@ class FleetView:
                         objects=len(c.outputs),
                         errors=len(c.errors),
                         published_revision=c.published_revision,
-                        applied_revision=c.published_revision if current else None,
+                        applied_revision=c.revisions.get(c.applied or ""),
                         refused=c.refused,
                         refused_revision=c.refused_revision if c.refused else None,
                         held_revision=c.held_revision,

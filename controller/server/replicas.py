@@ -156,12 +156,13 @@ def follow(fleet: Fleet) -> None:
     if stale_outputs:
         # Read and encoded outside the lock: Pull handlers wait on it.
         loaded = [fleet.store.outputs(name) for name in stale_outputs]
-        new = {p.cluster: Outputs.loaded(p.version, p.objects) for p in loaded}
+        new = {p.cluster: (Outputs.loaded(p.version, p.objects), p.revision) for p in loaded}
         with fleet.lock:
             if not fleet.leading:  # promoted meanwhile: the leader's own state stands
-                for name, outputs in new.items():
+                for name, (outputs, revision) in new.items():
                     c = fleet._cluster(name)
-                    c.published = adopt(c.published, outputs)
+                    adopted = adopt(c.published, outputs)
+                    c.set_published(adopted, revision, fleet.wire_version(adopted.version))
                 fleet.changed.notify_all()
     with fleet.lock:
         for name, facts in found.agents.items():

@@ -75,6 +75,8 @@ class OutputWrite:
     removed: Collection[ObjectId] = ()
     #: `encoded` is the whole set (the cluster's previous objects are dropped).
     replace: bool = False
+    #: The config commit the outputs were translated from, kept beside the version.
+    revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,9 @@ class Published:
     cluster: str
     version: int
     objects: list[dict[str, Any]]
+    #: The config commit they were translated from (None: unknown, written by an older
+    #: version of the server).
+    revision: str | None = None
 
 
 @contextmanager
@@ -306,9 +311,11 @@ class Store(Records):
         removed: Collection[ObjectId] = (),
         *,
         replace: bool = False,
+        revision: str | None = None,
     ) -> int:
         """Record a publish to one cluster; returns the new version (see `write_many`)."""
-        return self.write_many({cluster: OutputWrite(encoded, removed, replace)})[cluster]
+        write = OutputWrite(encoded, removed, replace, revision)
+        return self.write_many({cluster: write})[cluster]
 
     def write_many(self, writes: Mapping[str, OutputWrite]) -> dict[str, int]:
         """Record publishes to several clusters in ONE transaction; each cluster's new
@@ -333,6 +340,10 @@ class Store(Records):
                 gone = [keys.output_field(o) for o in write.removed if o not in write.encoded]
                 at[cluster] = len(pipe.command_stack)
                 pipe.hincrby(key, "version", 1)
+                if write.revision:
+                    pipe.hset(key, "revision", write.revision)
+                else:  # a folder source has no commit: never leave an older one standing
+                    pipe.hdel(key, "revision")
                 if write.replace:
                     pipe.delete(objects_key)
                 elif gone:
@@ -348,11 +359,11 @@ class Store(Records):
 
     def outputs(self, cluster: str) -> Published:
         """What was last published to the cluster, objects sorted by id."""
-        version, fields = self._run(
+        (version, revision), fields = self._run(
             "outputs",
             lambda: self._read(
                 lambda p: (
-                    p.hget(keys.output_key(cluster), "version"),
+                    p.hmget(keys.output_key(cluster), ["version", "revision"]),
                     p.hgetall(keys.output_objects_key(cluster)),
                 )
             ),
@@ -360,7 +371,8 @@ class Store(Records):
         if version is None:
             return Published(cluster, 0, [])
         ordered = sorted(fields, key=lambda f: keys.output_id(text(f)))
-        return Published(cluster, int(version), [orjson.loads(fields[f]) for f in ordered])
+        objects = [orjson.loads(fields[f]) for f in ordered]
+        return Published(cluster, int(version), objects, text(revision) if revision else None)
 
     def output_clusters(self) -> set[str]:
         (members,) = self._run(

@@ -78,6 +78,25 @@ def test_after_a_sync_both_clusters_are_synced_with_their_objects(install: Insta
         assert got[cluster]["publishedRevision"] == got[cluster]["appliedRevision"] == head
 
 
+def test_a_restarted_server_still_names_the_commit_each_cluster_runs(
+    install: Installation,
+) -> None:
+    """The published commit is kept with the outputs in Redis: a restart (or another
+    replica) knows it without a new commit, and posts sync statuses on it again."""
+    install.start_synced()
+    head = _head(install)
+    server = install.restart_server()
+    install.wait_synced()
+    for cluster in CLUSTERS:
+        assert server.fleet.clusters[cluster].published_revision == head
+    result = _status(install)
+    assert result.exit_code == 0, result.output
+    for cluster in CLUSTERS:
+        assert _rows(result.output)[cluster][1:2] + _rows(result.output)[cluster][5:] == [
+            "Synced", head[:8], head[:8]
+        ]  # fmt: skip
+
+
 def test_a_stopped_agent_leaves_its_cluster_pending_after_a_commit(
     install: Installation,
 ) -> None:
@@ -108,8 +127,8 @@ def test_a_stopped_agent_leaves_its_cluster_pending_after_a_commit(
     assert result.exit_code == 1, result.output
     rows = _rows(result.output)
     assert rows["cluster1"][1:2] + rows["cluster1"][5:] == ["Synced", sha[:8], sha[:8]]
-    # cluster2's agent still runs the first commit, which the server no longer tracks.
-    assert rows["cluster2"][1:2] + rows["cluster2"][5:] == ["Pending", sha[:8], "-"]
+    # cluster2's agent still runs the first commit: its version is older than published.
+    assert rows["cluster2"][1:2] + rows["cluster2"][5:] == ["Pending", sha[:8], first[:8]]
     assert "  cluster2: no agent connected" in result.output.splitlines()
 
     result = _status(install, "--format", "json")
@@ -120,6 +139,7 @@ def test_a_stopped_agent_leaves_its_cluster_pending_after_a_commit(
     assert (got["cluster1"]["sync"], got["cluster2"]["sync"]) == ("synced", "pending")
     assert got["cluster2"]["connected"] is False
     assert got["cluster2"]["appliedVersion"] == before["cluster2"]
+    assert got["cluster2"]["appliedRevision"] == first
     assert got["cluster2"]["outputVersion"] == fleet.clusters["cluster2"].version
 
 

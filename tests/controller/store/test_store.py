@@ -276,6 +276,18 @@ def test_outputs_versions(store: Store) -> None:
         ["y", "z"],
     )
     assert store.output_clusters() == {"c1", "c2"}
+    assert published.revision is None  # no commit named
+
+
+def test_outputs_keep_the_commit_they_were_translated_from(store: Store) -> None:
+    one, two = "1" * 40, "2" * 40
+    store.write_outputs("c1", {}, replace=True, revision=one)
+    assert (store.outputs("c1").version, store.outputs("c1").revision) == (1, one)
+    store.write_outputs("c1", {}, revision=two)
+    assert (store.outputs("c1").version, store.outputs("c1").revision) == (2, two)
+    # A folder source has no commit: the last one named must not stand for it.
+    store.write_outputs("c1", {})
+    assert (store.outputs("c1").version, store.outputs("c1").revision) == (3, None)
 
 
 def test_an_output_delta_writes_only_what_changed(store: Store, redis_server: RedisServer) -> None:
@@ -289,15 +301,18 @@ def test_an_output_delta_writes_only_what_changed(store: Store, redis_server: Re
             "c1",
             {ObjectId.of(changed): encode(changed), ObjectId.of(c): encode(c)},
             [ObjectId.of(a)],
+            revision="c" * 40,
         )
         writes = client.info("commandstats")
         fields = sorted(f.decode() for f in client.hkeys("outputs#c1#objects"))
     finally:
         client.close()
     assert version == 2
-    # One HSET of the two changed objects and one HDEL: never the whole set again.
-    assert writes["cmdstat_hset"]["calls"] == 1 and writes["cmdstat_hdel"]["calls"] == 1
+    # One HSET of the two changed objects (and one of the commit beside the version) and
+    # one HDEL: never the whole set again.
+    assert writes["cmdstat_hset"]["calls"] == 2 and writes["cmdstat_hdel"]["calls"] == 1
     assert fields == ["~v1~Service~a/y", "~v1~Service~a/z"]
+    assert store.outputs("c1").revision == "c" * 40
     published = store.outputs("c1")
     assert [o["metadata"]["name"] for o in published.objects] == ["y", "z"]
     assert published.objects[0]["spec"] == {"ports": [{"port": 81}]}
