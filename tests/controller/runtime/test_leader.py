@@ -72,6 +72,10 @@ def test_a_follower_serves_the_leaders_outputs_and_takes_over_when_it_stops(
         assert dict(follower.fleet.clusters[cluster].outputs) == dict(
             leader.fleet.clusters[cluster].outputs
         )
+        # And the commit they came from, read from Redis beside the version.
+        revision = leader.fleet.clusters[cluster].published_revision
+        assert revision is not None
+        assert follower.fleet.clusters[cluster].published_revision == revision
     # The leader saw the inputs agents pushed to the follower, and their ACKs.
     assert all(leader.fleet.clusters[c].complete for c in CLUSTERS)
     before = {c: leader.fleet.clusters[c].version for c in CLUSTERS}
