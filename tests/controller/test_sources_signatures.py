@@ -196,58 +196,45 @@ def test_a_commit_signed_before_its_key_was_revoked_is_refused(tmp_path: Path, r
     assert verdict.reason.startswith("signed by a revoked key"), verdict.reason
 
 
-@pytest.mark.parametrize(("expires", "refused"), [("1d", True), ("1y", False)])
-def test_a_commit_signed_while_its_key_was_valid_is_refused_once_the_key_has_expired(
-    tmp_path: Path, repo: Path, expires: str, refused: bool
+@pytest.mark.parametrize(
+    ("expiring", "expires", "refusal"),
+    [
+        ("key", "1d", ("signed by an expired key", "EXPKEYSIG")),
+        ("key", "1y", None),
+        ("signature", "1d", ("the signature has expired", "EXPSIG")),
+        ("signature", "1y", None),
+    ],
+)
+def test_expired_keys_and_signatures_are_refused_as_git_verify_commit_refuses_them(
+    tmp_path: Path, repo: Path, expiring: str, expires: str, refusal: tuple[str, str] | None
 ) -> None:
-    # The key was made three days ago and signed in its first hour. gpg judges a key's
-    # expiry at verification time, not at signing time, and so does `git verify-commit`:
-    # with one day of validity the key has expired (EXPKEYSIG) and the commit is refused;
-    # with a year it is accepted, so the faked past alone refuses nothing.
+    # The key was made three days ago and signed in its first hour (gpg's faked clock).
+    # gpg judges expiry when it verifies, not when it signed, and so does `git
+    # verify-commit`: after a day of validity the key (EXPKEYSIG) or the signature
+    # (`--default-sig-expire` through git's gpg.program: EXPSIG) has expired and the commit
+    # is refused; with a year it is accepted, so the faked past alone refuses nothing.
     made = int(time.time()) - 3 * DAY
     keyring = Keyring()
     try:
-        carol = keyring.new_key("Carol <carol@example.com>", created=made, expires=expires)
-        sha = signed_commit(repo, "change", {"a.yaml": "a: 1\n"}, carol, keyring, made + 3600)
+        key_expires = expires if expiring == "key" else "never"
+        carol = keyring.new_key("Carol <carol@example.com>", created=made, expires=key_expires)
+        signature_expires = expires if expiring == "signature" else None
+        files = {"a.yaml": "a: 1\n"}
+        sha = signed_commit(repo, "change", files, carol, keyring, made + 3600, signature_expires)
         git_exit, git_status = _git_verify_commit(repo, sha, keyring)
     finally:
         keyring.close()
     secrets = _secrets(tmp_path / "secrets", {"carol.asc": carol.public})  # with its expiry
     verdict = Verifier.from_secret(secrets, SECRET).verify(pygit2.Repository(str(repo)), sha)
-    if refused:
-        assert not verdict.ok
-        assert verdict.reason == f"signed by an expired key (key fingerprint {carol.fingerprint})"
-        assert git_exit != 0 and "[GNUPG:] EXPKEYSIG" in git_status, git_status
-    else:
+    if refusal is None:
         assert verdict.ok, verdict.reason
         assert verdict.signer == f"Carol <carol@example.com> ({carol.fingerprint})"
         assert git_exit == 0, git_status
-
-
-@pytest.mark.parametrize(("expires", "refused"), [("1d", True), ("1y", False)])
-def test_a_signature_that_has_expired_is_refused(
-    tmp_path: Path, repo: Path, expires: str, refused: bool
-) -> None:
-    # A key that never expires, a signature made three days ago that expires after
-    # `expires` (`gpg --default-sig-expire`, through git's gpg.program): EXPSIG after a day.
-    made = int(time.time()) - 3 * DAY
-    keyring = Keyring()
-    try:
-        dave = keyring.new_key("Dave <dave@example.com>", created=made)
-        files = {"a.yaml": "a: 1\n"}
-        sha = signed_commit(repo, "change", files, dave, keyring, made + 3600, expires)
-        git_exit, git_status = _git_verify_commit(repo, sha, keyring)
-    finally:
-        keyring.close()
-    secrets = _secrets(tmp_path / "secrets", {"dave.asc": dave.public})
-    verdict = Verifier.from_secret(secrets, SECRET).verify(pygit2.Repository(str(repo)), sha)
-    if refused:
-        assert not verdict.ok
-        assert verdict.reason == f"the signature has expired (key fingerprint {dave.fingerprint})"
-        assert git_exit != 0 and "[GNUPG:] EXPSIG" in git_status, git_status
     else:
-        assert verdict.ok, verdict.reason
-        assert git_exit == 0, git_status
+        reason, status = refusal
+        assert not verdict.ok
+        assert verdict.reason == f"{reason} (key fingerprint {carol.fingerprint})"
+        assert git_exit != 0 and f"[GNUPG:] {status}" in git_status, git_status
 
 
 def test_a_key_file_may_hold_several_ssh_keys_and_comments(
