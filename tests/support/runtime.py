@@ -124,6 +124,13 @@ def states_on(repo: Path, sha: str) -> dict[str, str]:
     return {context: s.state.value for context, s in notes_on(repo, sha).items()}
 
 
+#: What `states_on` shows for a commit translated, synced and drift-free in both clusters.
+ALL_SUCCESS = {
+    "mesh-gitops/translation": "success",
+    **{f"mesh-gitops/{kind}/{c}": "success" for c in CLUSTERS for kind in ("sync", "drift")},
+}
+
+
 def inodes(cluster_dir: Path, paths: Iterable[str]) -> dict[str, int]:
     """The inode of each file: an agent's atomic write (a rename) always changes it."""
     return {rel: (cluster_dir / rel).stat().st_ino for rel in paths}

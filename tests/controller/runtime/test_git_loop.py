@@ -4,7 +4,7 @@ call (the Git loop polls and watches), and the commit gets its statuses as git n
 from __future__ import annotations
 
 from controller.status.notes import NotesWriter
-from tests.support.runtime import Installation, commit, states_on, wait_until
+from tests.support.runtime import ALL_SUCCESS, Installation, commit, states_on, wait_until
 
 RETRIES = "bookinfo/policies/retry-timeout.yaml"
 
@@ -23,14 +23,7 @@ def test_a_commit_is_applied_everywhere_and_reported_on_that_commit(
     install.wait_synced()
     for cluster in ("cluster1", "cluster2"):
         assert server.fleet.clusters[cluster].published_revision == sha
-    expected = {
-        "mesh-gitops/translation": "success",
-        "mesh-gitops/sync/cluster1": "success",
-        "mesh-gitops/sync/cluster2": "success",
-        "mesh-gitops/drift/cluster1": "success",
-        "mesh-gitops/drift/cluster2": "success",
-    }
-    wait_until(lambda: states_on(install.repo, sha) == expected, what="statuses on the commit")
+    wait_until(lambda: states_on(install.repo, sha) == ALL_SUCCESS, what="statuses on the commit")
 
 
 def test_a_broken_commit_deletes_nothing_and_fails_translation_naming_the_file(

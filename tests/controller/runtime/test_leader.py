@@ -22,6 +22,7 @@ from controller.store.transactions import encode
 from gitops.objects import ObjectId
 from tests.support.redis_server import RedisServer
 from tests.support.runtime import (
+    ALL_SUCCESS,
     CLUSTERS,
     Installation,
     commit,
@@ -97,15 +98,8 @@ def test_a_follower_serves_the_leaders_outputs_and_takes_over_when_it_stops(
         wait_until(lambda c=cluster: install.converged(c), what=f"{cluster} converged again")
         assert follower.fleet.clusters[cluster].version > before[cluster]
     assert retry_attempts(install.cluster_dir("cluster1")) == {6}
-    expected = {
-        "mesh-gitops/translation": "success",
-        "mesh-gitops/sync/cluster1": "success",
-        "mesh-gitops/sync/cluster2": "success",
-        "mesh-gitops/drift/cluster1": "success",
-        "mesh-gitops/drift/cluster2": "success",
-    }
     wait_until(
-        lambda: states_on(install.repo, sha) == expected, what="statuses from the new leader"
+        lambda: states_on(install.repo, sha) == ALL_SUCCESS, what="statuses from the new leader"
     )
 
 
